@@ -1,0 +1,140 @@
+//! The command line: `serve` (the default), `migrate`, `agent add`.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::{
+    app,
+    config::{self, Config, LineMode, LogFormat, ServeArgs, StoreArgs},
+    password,
+    store::{self, agents},
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "linechat",
+    version,
+    about = "Customer-service live chat for LINE Official Accounts",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `serve`'s flags, so plain `linechat` serves.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the webhook, the agent desk and the workers (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(StoreArgs),
+    /// Manage agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Add an agent; the password is read from standard input.
+    Add {
+        name: String,
+        /// Make the agent an admin (manages agents and settings).
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (required, so it never shows in `ps`).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Migrate(store_args)) => {
+            init_tracing(LogFormat::Pretty);
+            let url = config::database_url(&store_args)?;
+            let pool = store::connect(&url, &store_args.data_dir).await?;
+            store::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Agent(AgentCommand::Add {
+            name,
+            admin,
+            password_stdin: _,
+            store: store_args,
+        })) => add_agent(&name, admin, &store_args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::from_args(args)?;
+    init_tracing(config.log_format);
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let sandbox = matches!(config.line, LineMode::Sandbox);
+    let state = app::build(config).await?;
+    tracing::info!(
+        %addr,
+        bus = state.bus.kind(),
+        mode = if sandbox { "sandbox" } else { "live" },
+        "linechat is listening; give LINE the webhook URL https://<your host>/line/webhook"
+    );
+    if sandbox {
+        tracing::info!(
+            "sandbox mode: no LINE credentials set, outgoing calls go to an in-process fake LINE"
+        );
+    }
+    let token = state.workers.shutdown.clone();
+    tokio::spawn(async move {
+        app::shutdown_signal().await;
+        token.cancel();
+    });
+    app::run(state, listener).await
+}
+
+async fn add_agent(name: &str, admin: bool, store_args: &StoreArgs) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        bail!("the agent name must be 1 to 64 characters with no control characters");
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
+    let password = input.lines().next().unwrap_or("").to_owned();
+    let hash = password::hash_async(password).await?;
+    let url = config::database_url(store_args)?;
+    let pool = store::connect(&url, &store_args.data_dir).await?;
+    store::migrate(&pool).await?;
+    let role = if admin {
+        agents::Role::Admin
+    } else {
+        agents::Role::Agent
+    };
+    agents::create(&pool, name, &hash, role).await?;
+    println!("agent {name} added ({})", role.as_str());
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    // try_init: tests may start several apps in one process.
+    let _ = match format {
+        LogFormat::Json => registry.with(fmt::layer().json()).try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer()).try_init(),
+    };
+}

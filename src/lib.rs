@@ -1,0 +1,26 @@
+//! linechat: a customer-service live chat for LINE Official Accounts.
+//!
+//! Map of the crate:
+//! - `config`: flags + environment → validated `Config`.
+//! - `app`: `AppState`, `build` (store, bus, LINE client or sandbox), `run` (HTTP + workers).
+//! - `http`: the axum routers (LINE webhook, ops).
+//! - `store`: every SQL statement (sqlx, SQLite) and the webhook inbox's group-commit writer.
+//! - `bus`: queues, live notices and cache; embedded or Redis.
+//! - `hub`: the per-process live hub that feeds SSE and long-poll.
+//! - `line`: Messaging API client, webhook signature and payload types, fake LINE.
+//! - `worker`: ingest, delivery, media, profiles, sweeper.
+//! - `domain`: validated inputs and rules with no I/O.
+//! - `password`: argon2id hashing.
+
+pub mod app;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod line;
+pub mod password;
+pub mod store;
+pub mod worker;

@@ -1,0 +1,461 @@
+//! Messages: what customers wrote, what agents (and the welcome greeting) send, and the quiet
+//! system lines; plus the outbox and media bookkeeping the workers rely on.
+
+use sqlx::SqlitePool;
+
+use super::Conn;
+use crate::domain::{Direction, now_ms};
+
+/// A message as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Message {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub direction: String,
+    pub kind: String,
+    pub body: String,
+    pub text: Option<String>,
+    pub sender_contact_id: Option<i64>,
+    pub agent_id: Option<i64>,
+    pub line_message_id: Option<String>,
+    pub webhook_event_id: Option<String>,
+    pub client_key: Option<String>,
+    pub quote_token: Option<String>,
+    pub quoted_message_id: Option<String>,
+    pub mark_as_read_token: Option<String>,
+    pub reply_token: Option<String>,
+    pub reply_token_state: Option<String>,
+    pub status: String,
+    pub retry_key: Option<String>,
+    pub via: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub claimed_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub media_state: Option<String>,
+    pub media_path: Option<String>,
+    pub media_mime: Option<String>,
+    pub media_size: Option<i64>,
+    pub media_attempts: i64,
+    pub line_timestamp: Option<i64>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub unsent_at: Option<i64>,
+    pub edited_at: Option<i64>,
+}
+
+/// A message or system line that arrived through a webhook event.
+#[derive(Clone, Debug, Default)]
+pub struct NewIncoming<'a> {
+    pub conversation_id: i64,
+    pub system: bool,
+    pub kind: &'a str,
+    pub body: &'a str,
+    pub text: Option<&'a str>,
+    pub sender_contact_id: Option<i64>,
+    pub line_message_id: Option<&'a str>,
+    pub webhook_event_id: &'a str,
+    pub quote_token: Option<&'a str>,
+    pub quoted_message_id: Option<&'a str>,
+    pub mark_as_read_token: Option<&'a str>,
+    /// Kept only while it may be used (active mode, event can be replied to).
+    pub reply_token: Option<&'a str>,
+    pub media_state: Option<&'a str>,
+    pub line_timestamp: i64,
+}
+
+/// Inserts an incoming row; `None` when this webhook event was already stored (promise 2).
+pub async fn insert_incoming(conn: &mut Conn, m: &NewIncoming<'_>) -> sqlx::Result<Option<i64>> {
+    let direction = if m.system {
+        Direction::System
+    } else {
+        Direction::In
+    };
+    let now = now_ms();
+    let status = if m.system { "info" } else { "received" };
+    sqlx::query_scalar(
+        "INSERT INTO messages (conversation_id, direction, kind, body, text, sender_contact_id,
+             line_message_id, webhook_event_id, quote_token, quoted_message_id, mark_as_read_token,
+             reply_token, reply_token_state, status, media_state, next_attempt_at, line_timestamp,
+             created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (webhook_event_id) DO NOTHING RETURNING id",
+    )
+    .bind(m.conversation_id)
+    .bind(direction.as_str())
+    .bind(m.kind)
+    .bind(m.body)
+    .bind(m.text)
+    .bind(m.sender_contact_id)
+    .bind(m.line_message_id)
+    .bind(m.webhook_event_id)
+    .bind(m.quote_token)
+    .bind(m.quoted_message_id)
+    .bind(m.mark_as_read_token)
+    .bind(m.reply_token)
+    .bind(m.reply_token.map(|_| "fresh"))
+    .bind(status)
+    .bind(m.media_state)
+    // A pending download is due now; the sweeper only steps in once it is overdue.
+    .bind(m.media_state.filter(|s| *s == "pending").map(|_| now))
+    .bind(m.line_timestamp)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// A message to send to LINE.
+#[derive(Clone, Debug)]
+pub struct NewOutgoing<'a> {
+    pub conversation_id: i64,
+    pub kind: &'a str,
+    /// The LINE message object to send, as JSON.
+    pub body: &'a str,
+    pub text: Option<&'a str>,
+    pub agent_id: Option<i64>,
+    /// Idempotency key inside linechat; a second insert with the same key is a no-op.
+    pub client_key: Option<&'a str>,
+}
+
+/// Queues an outgoing message with its retry key, generated here once and kept across every
+/// attempt (promise 3). `None` when `client_key` was already used.
+pub async fn insert_outgoing(conn: &mut Conn, m: &NewOutgoing<'_>) -> sqlx::Result<Option<i64>> {
+    let now = now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO messages (conversation_id, direction, kind, body, text, agent_id, client_key,
+             status, retry_key, next_attempt_at, created_at)
+         VALUES (?, 'out', ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+         ON CONFLICT (client_key) DO NOTHING RETURNING id",
+    )
+    .bind(m.conversation_id)
+    .bind(m.kind)
+    .bind(m.body)
+    .bind(m.text)
+    .bind(m.agent_id)
+    .bind(m.client_key)
+    .bind(uuid::Uuid::new_v4().hyphenated().to_string())
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn get(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Message>> {
+    sqlx::query_as("SELECT * FROM messages WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A conversation's messages with ids below `before` (newest first page), oldest first.
+pub async fn page(
+    pool: &SqlitePool,
+    conversation_id: i64,
+    before: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Message>> {
+    let mut rows: Vec<Message> = sqlx::query_as(
+        "SELECT * FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+    )
+    .bind(conversation_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Marks a customer's message as unsent: the row stays, its content is no longer shown.
+pub async fn mark_unsent(
+    conn: &mut Conn,
+    line_message_id: &str,
+    at: i64,
+) -> sqlx::Result<Option<(i64, i64)>> {
+    sqlx::query_as(
+        "UPDATE messages SET status = 'unsent', unsent_at = ?
+         WHERE line_message_id = ? AND direction = 'in' RETURNING id, conversation_id",
+    )
+    .bind(at)
+    .bind(line_message_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Replaces an edited text, keeping only the newest edit (edits can arrive out of order).
+pub async fn edit(
+    conn: &mut Conn,
+    line_message_id: &str,
+    body: &str,
+    text: &str,
+    at: i64,
+) -> sqlx::Result<Option<(i64, i64)>> {
+    sqlx::query_as(
+        "UPDATE messages SET body = ?, text = ?, edited_at = ?
+         WHERE line_message_id = ? AND direction = 'in'
+           AND ? > COALESCE(edited_at, line_timestamp, 0)
+         RETURNING id, conversation_id",
+    )
+    .bind(body)
+    .bind(text)
+    .bind(at)
+    .bind(line_message_id)
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// An outgoing message claimed for one delivery attempt.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub body: String,
+    pub retry_key: String,
+    pub attempts: i64,
+    pub via: Option<String>,
+    pub created_at: i64,
+}
+
+/// Claims an outgoing message for an attempt: queued and due, or stuck in `sending` past its
+/// lease (the process that held it died). The lease keeps two workers off one message.
+pub async fn claim_delivery(
+    conn: &mut Conn,
+    id: i64,
+    lease_ms: i64,
+) -> sqlx::Result<Option<Claimed>> {
+    let now = now_ms();
+    sqlx::query_as(
+        "UPDATE messages SET status = 'sending', attempts = attempts + 1, claimed_until = ?
+         WHERE id = ? AND direction = 'out'
+           AND ((status = 'queued' AND next_attempt_at <= ?) OR (status = 'sending' AND claimed_until < ?))
+         RETURNING id, conversation_id, body, retry_key, attempts, via, created_at",
+    )
+    .bind(now + lease_ms)
+    .bind(id)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Takes the conversation's newest reply token that is still fresh (received after
+/// `issued_after`) and unused, marking it used in the same statement so it is used once.
+pub async fn take_reply_token(
+    conn: &mut Conn,
+    conversation_id: i64,
+    issued_after: i64,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "UPDATE messages SET reply_token_state = 'used'
+         WHERE id = (SELECT id FROM messages
+                     WHERE conversation_id = ? AND reply_token_state = 'fresh' AND line_timestamp > ?
+                     ORDER BY id DESC LIMIT 1)
+           AND reply_token_state = 'fresh'
+         RETURNING reply_token",
+    )
+    .bind(conversation_id)
+    .bind(issued_after)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Records which API an attempt uses, before the call (so a crash mid-call is understood).
+pub async fn set_via(conn: &mut Conn, id: i64, via: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE messages SET via = ? WHERE id = ?")
+        .bind(via)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_sent(
+    conn: &mut Conn,
+    id: i64,
+    via: &str,
+    line_message_id: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'sent', via = ?, line_message_id = ?, sent_at = ?,
+             claimed_until = NULL, next_attempt_at = NULL, last_error = NULL
+         WHERE id = ?",
+    )
+    .bind(via)
+    .bind(line_message_id)
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts a message back in the queue for another attempt at `next_attempt_at`.
+pub async fn schedule_retry(
+    conn: &mut Conn,
+    id: i64,
+    next_attempt_at: i64,
+    error: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'queued', next_attempt_at = ?, claimed_until = NULL, last_error = ?
+         WHERE id = ?",
+    )
+    .bind(next_attempt_at)
+    .bind(error)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(conn: &mut Conn, id: i64, error: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'failed', claimed_until = NULL, next_attempt_at = NULL, last_error = ?
+         WHERE id = ?",
+    )
+    .bind(error)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An agent's Retry on a failed message: queued again now, with the same retry key, so a
+/// message LINE did accept after all is still not sent twice.
+pub async fn requeue_failed(conn: &mut Conn, id: i64) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?, via = NULL
+         WHERE id = ? AND direction = 'out' AND status = 'failed'",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Outgoing messages whose queue entry was probably lost: queued and due since before
+/// `due_before`, or sending with an expired lease.
+pub async fn overdue_deliveries(
+    pool: &SqlitePool,
+    due_before: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT id FROM messages
+         WHERE (status = 'queued' AND next_attempt_at < ?) OR (status = 'sending' AND claimed_until < ?)
+         ORDER BY id LIMIT ?",
+    )
+    .bind(due_before)
+    .bind(now_ms())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// A message whose content is to be downloaded.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MediaJob {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub line_message_id: Option<String>,
+    pub kind: String,
+    pub body: String,
+    pub media_attempts: i64,
+}
+
+/// Takes a pending media job for one attempt (bumping its attempt count and pushing its next
+/// sweep time out, so the sweeper leaves it alone while it runs).
+pub async fn claim_media(
+    conn: &mut Conn,
+    id: i64,
+    lease_ms: i64,
+) -> sqlx::Result<Option<MediaJob>> {
+    let now = now_ms();
+    sqlx::query_as(
+        "UPDATE messages SET media_attempts = media_attempts + 1, next_attempt_at = ?
+         WHERE id = ? AND media_state = 'pending' AND COALESCE(next_attempt_at, 0) <= ?
+         RETURNING id, conversation_id, line_message_id, kind, body, media_attempts",
+    )
+    .bind(now + lease_ms)
+    .bind(id)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn media_ready(
+    conn: &mut Conn,
+    id: i64,
+    path: &str,
+    mime: &str,
+    size: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET media_state = 'ready', media_path = ?, media_mime = ?, media_size = ?,
+             next_attempt_at = NULL, last_error = NULL
+         WHERE id = ?",
+    )
+    .bind(path)
+    .bind(mime)
+    .bind(size)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn media_retry(
+    conn: &mut Conn,
+    id: i64,
+    next_attempt_at: i64,
+    error: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE messages SET next_attempt_at = ?, last_error = ? WHERE id = ?")
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn media_failed(conn: &mut Conn, id: i64, error: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET media_state = 'failed', next_attempt_at = NULL, last_error = ? WHERE id = ?",
+    )
+    .bind(error)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Pending media jobs whose queue entry was probably lost.
+pub async fn overdue_media(
+    pool: &SqlitePool,
+    due_before: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT id FROM messages WHERE media_state = 'pending' AND COALESCE(next_attempt_at, 0) < ?
+         ORDER BY id LIMIT ?",
+    )
+    .bind(due_before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Messages of a conversation in order (tests, exports).
+pub async fn all_in_conversation(
+    pool: &SqlitePool,
+    conversation_id: i64,
+) -> sqlx::Result<Vec<Message>> {
+    sqlx::query_as("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id")
+        .bind(conversation_id)
+        .fetch_all(pool)
+        .await
+}

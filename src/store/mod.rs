@@ -1,0 +1,98 @@
+//! The store: linechat's system of record (sqlx over SQLite, WAL mode).
+//!
+//! Every SQL statement of the crate lives under this module, a file per table group. Functions
+//! take an executor (`&mut SqliteConnection`, usually a transaction) so callers can group
+//! several writes in one commit; `Store` is the cheap-to-clone handle that owns the pool and
+//! the group-commit writer of the webhook inbox.
+//!
+//! The SQL is kept portable (integer epoch-ms times, TEXT states, `RETURNING`,
+//! `ON CONFLICT … DO NOTHING`) so a PostgreSQL backend can be added without rewriting it.
+
+pub mod agents;
+pub mod contacts;
+pub mod events;
+pub mod inbox;
+pub mod messages;
+pub mod settings;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+pub use inbox::{InboxWriter, NewInboxRow};
+
+/// The database executor type every store function takes.
+pub type Conn = sqlx::SqliteConnection;
+
+/// Handle to the store: the pool and the inbox's group-commit writer.
+#[derive(Clone)]
+pub struct Store {
+    pub pool: SqlitePool,
+    pub inbox: InboxWriter,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies migrations, and starts the inbox
+    /// writer. Fails with a clear message when the data directory is not writable or the
+    /// database cannot be opened.
+    pub async fn open(database_url: &str, data_dir: &Path) -> anyhow::Result<Self> {
+        let pool = connect(database_url, data_dir).await?;
+        migrate(&pool).await?;
+        let inbox = InboxWriter::start(pool.clone());
+        Ok(Self { pool, inbox })
+    }
+
+    /// A quick write probe for readiness checks.
+    pub async fn check_writable(&self) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('probe', '1') ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .execute(&self.pool)
+            .await
+            .context("the store refused a write")?;
+        Ok(())
+    }
+}
+
+/// Connects to the database without migrating (used by `linechat migrate` too).
+pub async fn connect(database_url: &str, data_dir: &Path) -> anyhow::Result<SqlitePool> {
+    ensure_writable_dir(data_dir)?;
+    let options = SqliteConnectOptions::from_str(database_url)
+        .with_context(|| "DATABASE_URL is not a valid sqlite URL".to_string())?
+        .create_if_missing(true)
+        // WAL lets the live readers run while the writer commits.
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit is on disk before the webhook answers 2xx (promise 1). The inbox
+        // writer batches many webhooks per commit, so the fsync is shared.
+        .synchronous(SqliteSynchronous::Full)
+        // SQLite allows one writer at a time; others wait this long instead of failing.
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open the database at {database_url}"))?;
+    Ok(pool)
+}
+
+/// Applies the embedded migrations in `migrations/`.
+pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    sqlx::migrate!("./migrations")
+        .run(pool)
+        .await
+        .context("cannot apply the database migrations")
+}
+
+fn ensure_writable_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}

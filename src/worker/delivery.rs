@@ -1,0 +1,268 @@
+//! The delivery worker: sends queued outgoing messages to LINE, exactly once (promise 3).
+//!
+//! * Each message has a retry key generated when it was queued; every push attempt carries
+//!   it, and LINE's 409 "already accepted" counts as sent. So a retry after a timeout, a crash
+//!   mid-call or a Redis restart that re-queued the id can never send it twice.
+//! * The first attempt uses a reply token instead when the conversation has a fresh, unused
+//!   one (reply messages are free of the monthly quota). A refused token falls back to push at
+//!   once. Reply takes no retry key, so when a reply's outcome is unknown (timeout, reset, 5xx)
+//!   the retry goes by push: in that narrow case LINE may have delivered both. Tokens live one
+//!   minute and agents are slower than that, so this mostly concerns automatic messages.
+//! * 429, 5xx, timeouts and transport errors retry with exponential backoff and jitter
+//!   (honouring Retry-After), bounded in attempts and age; other 4xx fail at once with LINE's
+//!   message, which the agent sees next to a Retry button.
+//! * Attempts in flight are bounded by a semaphore and the rate of calls by a token bucket, so
+//!   we stay under LINE's per-channel limit whatever the backlog.
+
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::{
+    app::AppState,
+    bus::Queue,
+    domain::now_ms,
+    line::{LineError, Sent},
+    store::{
+        Conn, contacts,
+        events::{self, EventKind},
+        messages::{self, Claimed, NewOutgoing},
+    },
+};
+
+/// A reply token is good for one minute after the event; leave a margin for the trip.
+const REPLY_TOKEN_FRESH_MS: i64 = 50_000;
+
+/// Queues an outgoing message inside the caller's transaction: the row (with its retry key),
+/// the conversation's activity, and the event-log line. Returns (message id, event id), or
+/// `None` when the client key was already used. Enqueue the id after committing.
+pub async fn queue_message(
+    conn: &mut Conn,
+    message: &NewOutgoing<'_>,
+) -> anyhow::Result<Option<(i64, i64)>> {
+    let Some(id) = messages::insert_outgoing(conn, message).await? else {
+        return Ok(None);
+    };
+    contacts::touch(conn, message.conversation_id, now_ms(), id, false).await?;
+    let ev = events::append(
+        conn,
+        EventKind::MessageNew,
+        Some(message.conversation_id),
+        Some(id),
+        None,
+    )
+    .await?;
+    Ok(Some((id, ev)))
+}
+
+/// The worker loop.
+pub async fn run(state: AppState) {
+    let token = state.workers.shutdown.clone();
+    let permits = Arc::new(Semaphore::new(state.config.delivery_concurrency));
+    let rate = NonZeroU32::new(state.config.delivery_rate).unwrap_or(NonZeroU32::MIN);
+    let limiter = Arc::new(RateLimiter::direct(Quota::per_second(rate)));
+    loop {
+        // Wait for a free slot first, so ids are not taken off the queue before we can
+        // work on them (another replica may be free).
+        let permit = tokio::select! {
+            _ = token.cancelled() => return,
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        let ids = tokio::select! {
+            _ = token.cancelled() => return,
+            ids = state.bus.dequeue(Queue::Delivery, 1, Duration::from_secs(1)) => ids,
+        };
+        match ids {
+            Ok(ids) => {
+                if let Some(id) = ids.into_iter().next() {
+                    let state = state.clone();
+                    let limiter = limiter.clone();
+                    state.workers.tracker.clone().spawn(async move {
+                        let _permit = permit;
+                        if let Err(e) = deliver(&state, &limiter, id).await {
+                            // The store failed us; the lease expires and the sweeper retries.
+                            tracing::error!(
+                                message_id = id,
+                                error = format!("{e:#}"),
+                                "delivery bookkeeping failed"
+                            );
+                        }
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "delivery: bus unavailable");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// One delivery attempt of message `id`, if it is due and not taken by someone else.
+pub async fn deliver(
+    state: &AppState,
+    limiter: &DefaultDirectRateLimiter,
+    id: i64,
+) -> anyhow::Result<()> {
+    // Long enough for a reply and a push fallback to time out, so the lease never expires
+    // while we are still working on the message.
+    let lease = (state.config.line_timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
+    let mut tx = state.store.pool.begin().await?;
+    let Some(claimed) = messages::claim_delivery(&mut tx, id, lease).await? else {
+        return Ok(());
+    };
+    let ev = status_event(&mut tx, &claimed, "sending", None).await?;
+    tx.commit().await?;
+    publish(state, ev).await;
+
+    let chat_id: String = sqlx::query_scalar(
+        "SELECT contacts.line_id FROM conversations JOIN contacts ON contacts.id = conversations.contact_id
+         WHERE conversations.id = ?",
+    )
+    .bind(claimed.conversation_id)
+    .fetch_one(&state.store.pool)
+    .await
+    .context("finding the chat of a message")?;
+    let message: Value =
+        serde_json::from_str(&claimed.body).context("stored message body is not JSON")?;
+    let outcome = attempt(state, limiter, &claimed, &chat_id, &[message]).await?;
+    finish(state, &claimed, outcome).await
+}
+
+async fn attempt(
+    state: &AppState,
+    limiter: &DefaultDirectRateLimiter,
+    claimed: &Claimed,
+    chat_id: &str,
+    messages: &[Value],
+) -> anyhow::Result<Result<(&'static str, Sent), LineError>> {
+    let pool = &state.store.pool;
+    if claimed.attempts == 1 && claimed.via.is_none() {
+        let mut conn = pool.acquire().await?;
+        let token = messages::take_reply_token(
+            &mut conn,
+            claimed.conversation_id,
+            now_ms() - REPLY_TOKEN_FRESH_MS,
+        )
+        .await?;
+        if let Some(token) = token {
+            messages::set_via(&mut conn, claimed.id, "reply").await?;
+            drop(conn);
+            limiter.until_ready().await;
+            match state.line.reply(&token, messages).await {
+                Ok(sent) => return Ok(Ok(("reply", sent))),
+                Err(e) if !e.is_retryable() => {
+                    tracing::debug!(message_id = claimed.id, error = %e, "reply token refused; pushing instead");
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+    let mut conn = pool.acquire().await?;
+    messages::set_via(&mut conn, claimed.id, "push").await?;
+    drop(conn);
+    limiter.until_ready().await;
+    Ok(state
+        .line
+        .push(chat_id, messages, &claimed.retry_key)
+        .await
+        .map(|sent| ("push", sent)))
+}
+
+async fn finish(
+    state: &AppState,
+    claimed: &Claimed,
+    outcome: Result<(&'static str, Sent), LineError>,
+) -> anyhow::Result<()> {
+    let policy = &state.config.retry;
+    let mut tx = state.store.pool.begin().await?;
+    let mut retry_in = None;
+    let ev = match outcome {
+        Ok((via, sent)) => {
+            messages::mark_sent(
+                &mut tx,
+                claimed.id,
+                via,
+                sent.message_ids.first().map(String::as_str),
+            )
+            .await?;
+            status_event(&mut tx, claimed, "sent", None).await?
+        }
+        Err(e) => {
+            let age = Duration::from_millis((now_ms() - claimed.created_at).max(0) as u64);
+            let reason = e.to_string();
+            if e.is_retryable()
+                && (claimed.attempts as u32) < policy.max_attempts
+                && age < policy.max_age
+            {
+                let delay = super::backoff(claimed.attempts, policy.base_delay, policy.max_delay)
+                    .max(e.retry_after().unwrap_or_default());
+                messages::schedule_retry(
+                    &mut tx,
+                    claimed.id,
+                    now_ms() + delay.as_millis() as i64,
+                    &reason,
+                )
+                .await?;
+                retry_in = Some(delay);
+                tracing::info!(
+                    message_id = claimed.id,
+                    attempt = claimed.attempts,
+                    status = e.status(),
+                    delay_ms = delay.as_millis() as u64,
+                    "delivery will be retried"
+                );
+                status_event(&mut tx, claimed, "queued", Some(&reason)).await?
+            } else {
+                messages::mark_failed(&mut tx, claimed.id, &reason).await?;
+                tracing::warn!(
+                    message_id = claimed.id,
+                    attempt = claimed.attempts,
+                    status = e.status(),
+                    "delivery failed"
+                );
+                status_event(&mut tx, claimed, "failed", Some(&reason)).await?
+            }
+        }
+    };
+    tx.commit().await?;
+    publish(state, ev).await;
+    if let Some(delay) = retry_in {
+        state
+            .workers
+            .enqueue_later(state, Queue::Delivery, claimed.id, delay);
+    }
+    Ok(())
+}
+
+async fn status_event(
+    conn: &mut Conn,
+    claimed: &Claimed,
+    status: &str,
+    error: Option<&str>,
+) -> anyhow::Result<i64> {
+    let data = json!({ "status": status, "error": error }).to_string();
+    Ok(events::append(
+        conn,
+        EventKind::MessageUpdated,
+        Some(claimed.conversation_id),
+        Some(claimed.id),
+        Some(&data),
+    )
+    .await?)
+}
+
+async fn publish(state: &AppState, event_id: i64) {
+    if let Err(e) = state.bus.publish(event_id).await {
+        tracing::debug!(
+            error = format!("{e:#}"),
+            "notice not published; the hub polls"
+        );
+    }
+}

@@ -1,0 +1,469 @@
+//! The ingest worker: turns stored webhook events into contacts, conversations, messages and
+//! event-log rows.
+//!
+//! A batch of inbox rows is claimed and applied in ONE transaction, together with marking the
+//! rows done, so a crash at any point either leaves everything applied or leaves the rows
+//! pending to be redone; and the unique `webhook_event_id` on messages makes a redo harmless.
+//! Side effects outside the store (queueing the welcome message, downloading media, fetching
+//! profiles, waking the live hub) happen only after the commit.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::{
+    app::AppState,
+    bus::Queue,
+    line::webhook::{
+        ContentProvider, Event, EventKind, Message, MessageContent, Mode, Source, parse_event,
+    },
+    store::{
+        Conn,
+        contacts::{self, ContactKind},
+        events::{self, EventKind as LogKind},
+        inbox,
+        messages::{self, NewIncoming, NewOutgoing},
+        settings,
+    },
+};
+
+/// Most inbox rows applied in one transaction.
+const BATCH: usize = 256;
+
+/// The worker loop.
+pub async fn run(state: AppState) {
+    let token = state.workers.shutdown.clone();
+    loop {
+        let ids = tokio::select! {
+            _ = token.cancelled() => return,
+            ids = state.bus.dequeue(Queue::Ingest, BATCH, Duration::from_secs(1)) => ids,
+        };
+        match ids {
+            Ok(ids) if ids.is_empty() => {}
+            Ok(ids) => process(&state, &ids).await,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "ingest: bus unavailable");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Applies the given inbox rows (those still pending). A batch that fails is retried row by
+/// row, so one bad event cannot hold up the others.
+pub async fn process(state: &AppState, ids: &[i64]) {
+    match apply_batch(state, ids).await {
+        Ok(effects) => effects.dispatch(state).await,
+        Err(e) if ids.len() > 1 => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                rows = ids.len(),
+                "ingest batch failed; retrying row by row"
+            );
+            for id in ids {
+                match apply_batch(state, std::slice::from_ref(id)).await {
+                    Ok(effects) => effects.dispatch(state).await,
+                    Err(e) => record_failure(state, *id, &e).await,
+                }
+            }
+        }
+        Err(e) => record_failure(state, ids[0], &e).await,
+    }
+}
+
+async fn record_failure(state: &AppState, id: i64, error: &anyhow::Error) {
+    tracing::error!(inbox_id = id, error = format!("{error:#}"), "ingest failed");
+    if let Err(e) = inbox::record_failure(&state.store.pool, id, &format!("{error:#}")).await {
+        tracing::error!(inbox_id = id, error = %e, "cannot record the ingest failure");
+    }
+}
+
+/// What to do once the batch is committed.
+#[derive(Default, Debug)]
+struct Effects {
+    last_event: i64,
+    deliveries: Vec<i64>,
+    media: Vec<i64>,
+    profiles: Vec<super::profiles::ProfileJob>,
+}
+
+impl Effects {
+    async fn dispatch(self, state: &AppState) {
+        for (queue, ids) in [
+            (Queue::Delivery, self.deliveries),
+            (Queue::Media, self.media),
+        ] {
+            if !ids.is_empty()
+                && let Err(e) = state.bus.enqueue(queue, ids).await
+            {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    queue = queue.name(),
+                    "enqueue failed; the sweeper will retry"
+                );
+            }
+        }
+        if self.last_event > 0
+            && let Err(e) = state.bus.publish(self.last_event).await
+        {
+            tracing::debug!(
+                error = format!("{e:#}"),
+                "notice not published; the hub polls"
+            );
+        }
+        super::profiles::refresh_all(state, self.profiles);
+    }
+}
+
+/// Per-batch facts the handlers need.
+struct Ctx {
+    welcome: String,
+}
+
+async fn apply_batch(state: &AppState, ids: &[i64]) -> anyhow::Result<Effects> {
+    let welcome = match settings::get(&state.store.pool, settings::WELCOME_MESSAGE).await? {
+        Some(text) => text,
+        None => state.config.welcome_message.clone(),
+    };
+    let ctx = Ctx { welcome };
+    let mut tx = state.store.pool.begin().await.context("begin ingest")?;
+    let rows = inbox::claim(&mut tx, ids)
+        .await
+        .context("claim inbox rows")?;
+    let mut parsed = Vec::with_capacity(rows.len());
+    for row in rows {
+        match parse_event(&row.payload) {
+            Ok(event) => parsed.push((row, event)),
+            // The webhook validated it, so this is a bug or an old row; keep it for inspection.
+            Err(e) => inbox::mark_failed(&mut tx, row.id, &e.to_string()).await?,
+        }
+    }
+    // LINE does not promise chronological order inside a body (or across redeliveries).
+    parsed.sort_by_key(|(row, event)| (event.timestamp, row.id));
+    let mut effects = Effects::default();
+    for (row, event) in &parsed {
+        apply(&mut tx, event, &ctx, &mut effects)
+            .await
+            .with_context(|| {
+                format!(
+                    "applying {} event {}",
+                    event.type_name(),
+                    row.webhook_event_id
+                )
+            })?;
+    }
+    tx.commit().await.context("commit ingest")?;
+    Ok(effects)
+}
+
+/// The chat a source belongs to: the conversation's contact.
+fn chat_of(source: &Source) -> (&str, ContactKind) {
+    match source {
+        Source::User { user_id } => (user_id, ContactKind::User),
+        Source::Group { group_id, .. } => (group_id, ContactKind::Group),
+        Source::Room { room_id, .. } => (room_id, ContactKind::Room),
+    }
+}
+
+async fn apply(conn: &mut Conn, event: &Event, ctx: &Ctx, fx: &mut Effects) -> anyhow::Result<()> {
+    let Some(source) = &event.source else {
+        // Module and bot-suspension events have no chat; the inbox row is their record.
+        return Ok(());
+    };
+    if let EventKind::Other { .. } = event.kind {
+        return Ok(());
+    }
+    let at = event.timestamp;
+    let (chat_id, chat_kind) = chat_of(source);
+    let contact_id = contacts::upsert(conn, chat_id, chat_kind, at).await?;
+    let conversation_id = contacts::ensure_conversation(conn, contact_id, at).await?;
+    fx.profiles.push(super::profiles::ProfileJob::chat(
+        contact_id, chat_id, chat_kind,
+    ));
+    let sender_contact_id = match (chat_kind, source.sender_id()) {
+        (ContactKind::User, _) => Some(contact_id),
+        (_, Some(user_id)) => {
+            let id = contacts::upsert(conn, user_id, ContactKind::User, at).await?;
+            contacts::join_member(conn, conversation_id, id, at).await?;
+            fx.profiles.push(super::profiles::ProfileJob::member(
+                id, user_id, chat_id, chat_kind,
+            ));
+            Some(id)
+        }
+        _ => None,
+    };
+    // In standby another channel holds the chat: keep the record, but never reply from it.
+    let active = event.mode == Mode::Active;
+    let reply_token = event.reply_token.as_deref().filter(|_| active);
+    let base = NewIncoming {
+        conversation_id,
+        sender_contact_id,
+        webhook_event_id: &event.webhook_event_id,
+        reply_token,
+        line_timestamp: at,
+        ..Default::default()
+    };
+    match &event.kind {
+        EventKind::Message(message) => {
+            let content = content_fields(message)?;
+            let row = NewIncoming {
+                kind: message.content.type_name(),
+                body: &content.body,
+                text: content.text.as_deref(),
+                line_message_id: Some(&message.id),
+                quote_token: message.quote_token.as_deref(),
+                quoted_message_id: message.quoted_message_id.as_deref(),
+                mark_as_read_token: message.mark_as_read_token.as_deref(),
+                media_state: content.media_state,
+                ..base
+            };
+            if let Some(id) = add_line(conn, &row, true, fx).await?
+                && content.media_state == Some("pending")
+            {
+                fx.media.push(id);
+            }
+        }
+        EventKind::MessageEdited(message) => {
+            let content = content_fields(message)?;
+            if let Some((id, conv)) = messages::edit(
+                conn,
+                &message.id,
+                &content.body,
+                content.text.as_deref().unwrap_or(""),
+                at,
+            )
+            .await?
+            {
+                note(conn, LogKind::MessageUpdated, conv, id, fx).await?;
+            }
+        }
+        EventKind::Unsend { message_id } => {
+            if let Some((id, conv)) = messages::mark_unsent(conn, message_id, at).await? {
+                note(conn, LogKind::MessageUpdated, conv, id, fx).await?;
+            }
+        }
+        EventKind::Follow { is_unblocked } => {
+            contacts::set_follow_state(conn, contact_id, "following").await?;
+            let body = json!({ "type": "follow", "isUnblocked": is_unblocked }).to_string();
+            let row = NewIncoming {
+                system: true,
+                kind: "follow",
+                body: &body,
+                ..base
+            };
+            if add_line(conn, &row, false, fx).await?.is_some() && active && !ctx.welcome.is_empty()
+            {
+                queue_welcome(
+                    conn,
+                    conversation_id,
+                    &event.webhook_event_id,
+                    &ctx.welcome,
+                    fx,
+                )
+                .await?;
+            }
+            contact_changed(conn, conversation_id, fx).await?;
+        }
+        EventKind::Unfollow => {
+            contacts::set_follow_state(conn, contact_id, "unfollowed").await?;
+            system_line(conn, &base, "unfollow", json!({ "type": "unfollow" }), fx).await?;
+            contact_changed(conn, conversation_id, fx).await?;
+        }
+        EventKind::Join => {
+            contacts::set_follow_state(conn, contact_id, "joined").await?;
+            system_line(conn, &base, "join", json!({ "type": "join" }), fx).await?;
+            contact_changed(conn, conversation_id, fx).await?;
+        }
+        EventKind::Leave => {
+            contacts::set_follow_state(conn, contact_id, "left").await?;
+            system_line(conn, &base, "leave", json!({ "type": "leave" }), fx).await?;
+            contact_changed(conn, conversation_id, fx).await?;
+        }
+        EventKind::MemberJoined { user_ids } | EventKind::MemberLeft { user_ids } => {
+            let joined = matches!(event.kind, EventKind::MemberJoined { .. });
+            for user_id in user_ids {
+                let id = contacts::upsert(conn, user_id, ContactKind::User, at).await?;
+                if joined {
+                    contacts::join_member(conn, conversation_id, id, at).await?;
+                    fx.profiles.push(super::profiles::ProfileJob::member(
+                        id, user_id, chat_id, chat_kind,
+                    ));
+                } else {
+                    contacts::leave_member(conn, conversation_id, id, at).await?;
+                }
+            }
+            let (kind, wire) = if joined {
+                ("member_joined", "memberJoined")
+            } else {
+                ("member_left", "memberLeft")
+            };
+            system_line(
+                conn,
+                &base,
+                kind,
+                json!({ "type": wire, "userIds": user_ids }),
+                fx,
+            )
+            .await?;
+        }
+        EventKind::Postback { data, params } => {
+            let body = json!({ "type": "postback", "data": data, "params": params }).to_string();
+            let row = NewIncoming {
+                kind: "postback",
+                body: &body,
+                text: Some(data),
+                ..base
+            };
+            add_line(conn, &row, true, fx).await?;
+        }
+        EventKind::Other { .. } => {}
+    }
+    Ok(())
+}
+
+/// The stored shape of a message's content.
+struct ContentFields {
+    body: String,
+    text: Option<String>,
+    media_state: Option<&'static str>,
+}
+
+fn content_fields(message: &Message) -> anyhow::Result<ContentFields> {
+    let body = serde_json::to_string(&message.content).context("serialising message content")?;
+    let provider_state = |p: &ContentProvider| match p {
+        ContentProvider::Line => Some("pending"),
+        ContentProvider::External { .. } => Some("external"),
+    };
+    let (text, media_state) = match &message.content {
+        MessageContent::Text { text, .. } => (Some(text.clone()), None),
+        MessageContent::Sticker { text, keywords, .. } => {
+            (text.clone().or_else(|| keywords.first().cloned()), None)
+        }
+        MessageContent::Location { title, address, .. } => {
+            let parts: Vec<&str> = [title.as_deref(), address.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            (Some(parts.join(" ")).filter(|s| !s.is_empty()), None)
+        }
+        MessageContent::File { file_name, .. } => (Some(file_name.clone()), Some("pending")),
+        MessageContent::Image { provider, .. }
+        | MessageContent::Video { provider, .. }
+        | MessageContent::Audio { provider, .. } => (None, provider_state(provider)),
+        MessageContent::Other { .. } => (None, None),
+    };
+    Ok(ContentFields {
+        body,
+        text,
+        media_state,
+    })
+}
+
+/// Inserts a line of the conversation and logs it; `None` if this event was stored before.
+async fn add_line(
+    conn: &mut Conn,
+    row: &NewIncoming<'_>,
+    from_customer: bool,
+    fx: &mut Effects,
+) -> anyhow::Result<Option<i64>> {
+    let Some(id) = messages::insert_incoming(conn, row).await? else {
+        return Ok(None);
+    };
+    let reopened = contacts::touch(
+        conn,
+        row.conversation_id,
+        row.line_timestamp,
+        id,
+        from_customer,
+    )
+    .await?;
+    note(conn, LogKind::MessageNew, row.conversation_id, id, fx).await?;
+    if reopened {
+        let ev = events::append(
+            conn,
+            LogKind::ConversationUpdated,
+            Some(row.conversation_id),
+            None,
+            Some(r#"{"status":"open"}"#),
+        )
+        .await?;
+        fx.last_event = fx.last_event.max(ev);
+    }
+    Ok(Some(id))
+}
+
+async fn system_line(
+    conn: &mut Conn,
+    base: &NewIncoming<'_>,
+    kind: &str,
+    body: serde_json::Value,
+    fx: &mut Effects,
+) -> anyhow::Result<()> {
+    let body = body.to_string();
+    let row = NewIncoming {
+        system: true,
+        kind,
+        body: &body,
+        ..base.clone()
+    };
+    add_line(conn, &row, false, fx).await?;
+    Ok(())
+}
+
+async fn note(
+    conn: &mut Conn,
+    kind: LogKind,
+    conversation_id: i64,
+    message_id: i64,
+    fx: &mut Effects,
+) -> anyhow::Result<()> {
+    let ev = events::append(conn, kind, Some(conversation_id), Some(message_id), None).await?;
+    fx.last_event = fx.last_event.max(ev);
+    Ok(())
+}
+
+async fn contact_changed(
+    conn: &mut Conn,
+    conversation_id: i64,
+    fx: &mut Effects,
+) -> anyhow::Result<()> {
+    let ev = events::append(
+        conn,
+        LogKind::ContactUpdated,
+        Some(conversation_id),
+        None,
+        None,
+    )
+    .await?;
+    fx.last_event = fx.last_event.max(ev);
+    Ok(())
+}
+
+/// Queues the welcome message; keyed by the follow event so a redone ingest queues it once.
+async fn queue_welcome(
+    conn: &mut Conn,
+    conversation_id: i64,
+    webhook_event_id: &str,
+    text: &str,
+    fx: &mut Effects,
+) -> anyhow::Result<()> {
+    let body = json!({ "type": "text", "text": text }).to_string();
+    let key = format!("welcome:{webhook_event_id}");
+    let outgoing = NewOutgoing {
+        conversation_id,
+        kind: "text",
+        body: &body,
+        text: Some(text),
+        agent_id: None,
+        client_key: Some(&key),
+    };
+    if let Some((id, ev)) = super::delivery::queue_message(conn, &outgoing).await? {
+        fx.last_event = fx.last_event.max(ev);
+        fx.deliveries.push(id);
+    }
+    Ok(())
+}

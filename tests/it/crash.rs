@@ -1,0 +1,149 @@
+//! Promise 1 with the real binary: a webhook that got its 2xx survives `kill -9` right after
+//! the answer.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use linechat::line::fake::FakeLine;
+
+use crate::{
+    helpers::{Bus, SECRET, TOKEN, eventually},
+    line_events::{body, text, user},
+};
+
+/// A free port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real `linechat` binary on `port` with `data_dir`, talking to `line_base`.
+pub fn start_binary(
+    port: u16,
+    data_dir: &std::path::Path,
+    line_base: &str,
+    redis: Option<(&str, &str)>,
+) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linechat"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("LINECHAT_ADDR", format!("127.0.0.1:{port}"))
+        .env("LINECHAT_DATA_DIR", data_dir)
+        .env("LINE_CHANNEL_SECRET", SECRET)
+        .env("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
+        .env("LINE_API_BASE", line_base)
+        .env("LINE_DATA_API_BASE", line_base)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    if let Some((url, prefix)) = redis {
+        cmd.env("REDIS_URL", url)
+            .env("LINECHAT_REDIS_PREFIX", prefix);
+    }
+    cmd.spawn().expect("the linechat binary starts")
+}
+
+pub async fn wait_healthy(http: &reqwest::Client, port: u16) {
+    eventually(
+        "the binary answers /healthz",
+        Duration::from_secs(20),
+        || async {
+            http.get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+}
+
+async fn kill9_after_acks(bus: Bus) {
+    let fake = FakeLine::new(TOKEN);
+    let base = fake.spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("linechat-crash-{}", uuid::Uuid::new_v4().simple());
+    let redis_url = match bus {
+        Bus::Local => None,
+        Bus::Redis => Some(std::env::var("REDIS_URL").unwrap()),
+    };
+    let redis = redis_url.as_deref().map(|u| (u, prefix.as_str()));
+    let port = free_port();
+    let mut child = start_binary(port, dir.path(), &base, redis);
+    let http = reqwest::Client::new();
+    wait_healthy(&http, port).await;
+
+    const N: usize = 300;
+    let url = format!("http://127.0.0.1:{port}/line/webhook");
+    let sends = (0..N).map(|i| {
+        let payload = body(vec![text(
+            &user((i % 20) as u32),
+            &format!("{}", 100_000 + i),
+            &format!("crash test {i}"),
+        )]);
+        let signature = linechat::line::webhook::sign(SECRET, payload.as_bytes());
+        let request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-line-signature", signature)
+            .body(payload);
+        async move { request.send().await.is_ok_and(|r| r.status() == 200) }
+    });
+    let acked: Vec<bool> = futures::future::join_all(sends).await;
+    // Right after the last answer: no time for the workers to catch up.
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let acked: Vec<String> = acked
+        .iter()
+        .enumerate()
+        .filter(|(_, ok)| **ok)
+        .map(|(i, _)| format!("{}", 100_000 + i))
+        .collect();
+    assert_eq!(
+        acked.len(),
+        N,
+        "every webhook was acknowledged before the kill"
+    );
+
+    let mut child = start_binary(port, dir.path(), &base, redis);
+    wait_healthy(&http, port).await;
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("linechat.db").display()
+    ))
+    .await
+    .unwrap();
+    eventually(
+        "every acknowledged webhook is a message after the restart",
+        Duration::from_secs(30),
+        || async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'in'")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            n as usize == acked.len()
+        },
+    )
+    .await;
+    let distinct: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT line_message_id) FROM messages WHERE direction = 'in'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(distinct as usize, N, "each exactly once");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+crate::both_buses!(acked_webhooks_survive_kill_9, |bus| async move {
+    kill9_after_acks(bus).await;
+});

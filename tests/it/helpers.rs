@@ -1,0 +1,238 @@
+//! `TestApp`: a linechat on 127.0.0.1:0 with a temporary data dir, a fake LINE, and the
+//! chosen bus; plus small helpers to sign webhooks and wait for eventual outcomes.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use linechat::{
+    app::{self, AppState},
+    config::Config,
+    line::{fake::FakeLine, webhook::sign},
+};
+use tempfile::TempDir;
+
+pub const SECRET: &str = "test-channel-secret";
+pub const TOKEN: &str = "test-access-token";
+
+/// Which bus a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bus {
+    Local,
+    Redis,
+}
+
+/// The Redis to test against, or `None` (and a loud note) when `REDIS_URL` is unset.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("SKIPPED (Redis variant of {test}): REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+/// Declares a test that runs once per bus: `both_buses!(name, |bus| async move { … })`.
+#[macro_export]
+macro_rules! both_buses {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                ($body)($crate::helpers::Bus::Local).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                if $crate::helpers::redis_url(stringify!($name)).is_some() {
+                    ($body)($crate::helpers::Bus::Redis).await;
+                }
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub fake: FakeLine,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(bus: Bus) -> Self {
+        Self::spawn_with(bus, |_| {}).await
+    }
+
+    /// Like `spawn`, letting the test adjust the configuration first.
+    pub async fn spawn_with(bus: Bus, adjust: impl FnOnce(&mut Config)) -> Self {
+        init_test_logging();
+        let fake = FakeLine::new(TOKEN);
+        let base = fake.spawn().await.expect("fake LINE starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let redis = match bus {
+            Bus::Local => None,
+            Bus::Redis => Some(std::env::var("REDIS_URL").expect("REDIS_URL for a Redis test")),
+        };
+        let mut config = Config::for_test(dir.path().to_path_buf(), &base, redis.as_deref());
+        adjust(&mut config);
+        let state = app::build(config).await.expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(app::run(state.clone(), listener));
+        Self {
+            addr,
+            state,
+            fake,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a correctly signed webhook body.
+    pub async fn webhook(&self, body: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/line/webhook"))
+            .header("content-type", "application/json")
+            .header("x-line-signature", sign(SECRET, body.as_bytes()))
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("webhook request")
+    }
+
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        &self.state.store.pool
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.pool())
+            .await
+            .expect(sql)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.state.workers.shutdown.cancel();
+    }
+}
+
+/// Polls `check` until it is true; panics with `what` after `limit`. This waits for eventual
+/// outcomes (a worker's job); it never asserts on speed.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn init_test_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+impl TestApp {
+    /// Makes a 1:1 conversation by a customer message, with its reply token already used so
+    /// deliveries go by push; returns the conversation id.
+    pub async fn conversation(&self, user_id: &str) -> i64 {
+        use crate::line_events::{body, text};
+        let message_id = format!("{}", rand_id());
+        self.webhook(&body(vec![text(user_id, &message_id, "hello")]))
+            .await;
+        eventually(
+            "customer message stored",
+            Duration::from_secs(10),
+            || async {
+                linechat::store::contacts::conversation_by_line_id(self.pool(), user_id)
+                    .await
+                    .unwrap()
+                    .is_some()
+            },
+        )
+        .await;
+        sqlx::query("UPDATE messages SET reply_token_state = 'used'")
+            .execute(self.pool())
+            .await
+            .unwrap();
+        linechat::store::contacts::conversation_by_line_id(self.pool(), user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    }
+
+    pub async fn message(&self, id: i64) -> linechat::store::messages::Message {
+        linechat::store::messages::get(self.pool(), id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Waits until message `id` reaches `status`.
+    pub async fn wait_status(&self, id: i64, status: &str) -> linechat::store::messages::Message {
+        eventually(
+            &format!("message {id} {status}"),
+            Duration::from_secs(20),
+            || async { self.message(id).await.status == status },
+        )
+        .await;
+        self.message(id).await
+    }
+}
+
+fn rand_id() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0 >> 12
+}
+
+impl TestApp {
+    /// Queues an outgoing text the way the desk does. An enqueue failure (bus down) is
+    /// tolerated as there: the row is durable and the sweeper delivers it.
+    pub async fn queue_text(&self, conversation_id: i64, text: &str) -> i64 {
+        let body = serde_json::json!({ "type": "text", "text": text }).to_string();
+        let mut tx = self.pool().begin().await.unwrap();
+        let (id, _) = linechat::worker::delivery::queue_message(
+            &mut tx,
+            &linechat::store::messages::NewOutgoing {
+                conversation_id,
+                kind: "text",
+                body: &body,
+                text: Some(text),
+                agent_id: None,
+                client_key: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        tx.commit().await.unwrap();
+        let _ = self
+            .state
+            .bus
+            .enqueue(linechat::bus::Queue::Delivery, vec![id])
+            .await;
+        id
+    }
+}
