@@ -19,7 +19,6 @@ use std::{num::NonZeroU32, sync::Arc, time::Duration};
 use anyhow::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use crate::{
     app::AppState,
@@ -60,48 +59,14 @@ pub async fn queue_message(
 
 /// The worker loop.
 pub async fn run(state: AppState) {
-    let token = state.workers.shutdown.clone();
-    let permits = Arc::new(Semaphore::new(state.config.delivery_concurrency));
     let rate = NonZeroU32::new(state.config.delivery_rate).unwrap_or(NonZeroU32::MIN);
     let limiter = Arc::new(RateLimiter::direct(Quota::per_second(rate)));
-    loop {
-        // Wait for a free slot first, so ids are not taken off the queue before we can
-        // work on them (another replica may be free).
-        let permit = tokio::select! {
-            _ = token.cancelled() => return,
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-        };
-        let ids = tokio::select! {
-            _ = token.cancelled() => return,
-            ids = state.bus.dequeue(Queue::Delivery, 1, Duration::from_secs(1)) => ids,
-        };
-        match ids {
-            Ok(ids) => {
-                if let Some(id) = ids.into_iter().next() {
-                    let state = state.clone();
-                    let limiter = limiter.clone();
-                    state.workers.tracker.clone().spawn(async move {
-                        let _permit = permit;
-                        if let Err(e) = deliver(&state, &limiter, id).await {
-                            // The store failed us; the lease expires and the sweeper retries.
-                            tracing::error!(
-                                message_id = id,
-                                error = format!("{e:#}"),
-                                "delivery bookkeeping failed"
-                            );
-                        }
-                    });
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "delivery: bus unavailable");
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
+    let concurrency = state.config.delivery_concurrency;
+    super::consume(state, Queue::Delivery, concurrency, move |state, id| {
+        let limiter = limiter.clone();
+        async move { deliver(&state, &limiter, id).await }
+    })
+    .await
 }
 
 /// One delivery attempt of message `id`, if it is due and not taken by someone else.

@@ -5,9 +5,7 @@
 //! backoff, up to MAX_ATTEMPTS. Content from an `external` provider is never downloaded; the
 //! message keeps the URLs LINE gave.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
-
-use tokio::sync::Semaphore;
+use std::{path::PathBuf, time::Duration};
 
 use crate::{
     app::AppState,
@@ -26,42 +24,10 @@ const CONCURRENCY: usize = 4;
 pub const MAX_ATTEMPTS: i64 = 12;
 
 pub async fn run(state: AppState) {
-    let token = state.workers.shutdown.clone();
-    let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    loop {
-        let permit = tokio::select! {
-            _ = token.cancelled() => return,
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-        };
-        let ids = tokio::select! {
-            _ = token.cancelled() => return,
-            ids = state.bus.dequeue(Queue::Media, 1, Duration::from_secs(1)) => ids,
-        };
-        match ids {
-            Ok(ids) => {
-                if let Some(id) = ids.into_iter().next() {
-                    let state = state.clone();
-                    state.workers.tracker.clone().spawn(async move {
-                        let _permit = permit;
-                        if let Err(e) = download(&state, id).await {
-                            tracing::error!(
-                                message_id = id,
-                                error = format!("{e:#}"),
-                                "media bookkeeping failed"
-                            );
-                        }
-                    });
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "media: bus unavailable");
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
+    super::consume(state, Queue::Media, CONCURRENCY, |state, id| async move {
+        download(&state, id).await
+    })
+    .await
 }
 
 /// Where a message's content is kept, relative to the data directory.

@@ -96,6 +96,58 @@ where
     });
 }
 
+/// The loop shared by the delivery and media workers: take one id at a time, but only when
+/// one of `concurrency` slots is free (so ids are not taken off a shared queue that another
+/// replica could work on), and handle it on a tracked task.
+pub(crate) async fn consume<F, Fut>(state: AppState, queue: Queue, concurrency: usize, handle: F)
+where
+    F: Fn(AppState, i64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let token = state.workers.shutdown.clone();
+    let permits = Arc::new(Semaphore::new(concurrency));
+    loop {
+        let permit = tokio::select! {
+            _ = token.cancelled() => return,
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        let ids = tokio::select! {
+            _ = token.cancelled() => return,
+            ids = state.bus.dequeue(queue, 1, Duration::from_secs(1)) => ids,
+        };
+        match ids {
+            Ok(ids) => {
+                if let Some(id) = ids.into_iter().next() {
+                    let job = handle(state.clone(), id);
+                    state.workers.tracker.spawn(async move {
+                        let _permit = permit;
+                        if let Err(e) = job.await {
+                            // The store failed us; the sweeper retries once the lease expires.
+                            tracing::error!(
+                                queue = queue.name(),
+                                id,
+                                error = format!("{e:#}"),
+                                "job bookkeeping failed"
+                            );
+                        }
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    queue = queue.name(),
+                    error = format!("{e:#}"),
+                    "bus unavailable"
+                );
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Exponential backoff with jitter: about `base * 2^(attempt-1)`, capped, randomised to
 /// between half and all of that so retries from many messages do not march in step.
 pub fn backoff(attempt: i64, base: Duration, max: Duration) -> Duration {

@@ -223,23 +223,7 @@ async fn a_message_lost_from_the_queue_is_found_by_the_sweeper() {
     let app = TestApp::spawn(Bus::Local).await;
     let conv = app.conversation(&user(27)).await;
     // Queued in the store but never enqueued: as after a crash or a Redis restart.
-    let body = serde_json::json!({ "type": "text", "text": "lost and found" }).to_string();
-    let mut tx = app.pool().begin().await.unwrap();
-    let (id, _) = linechat::worker::delivery::queue_message(
-        &mut tx,
-        &linechat::store::messages::NewOutgoing {
-            conversation_id: conv,
-            kind: "text",
-            body: &body,
-            text: None,
-            agent_id: None,
-            client_key: None,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    tx.commit().await.unwrap();
+    let id = app.store_text(conv, "lost and found").await;
     app.wait_status(id, "sent").await;
     assert_eq!(app.fake.delivered().len(), 1);
 }

@@ -211,6 +211,17 @@ impl TestApp {
     /// Queues an outgoing text the way the desk does. An enqueue failure (bus down) is
     /// tolerated as there: the row is durable and the sweeper delivers it.
     pub async fn queue_text(&self, conversation_id: i64, text: &str) -> i64 {
+        let id = self.store_text(conversation_id, text).await;
+        let _ = self
+            .state
+            .bus
+            .enqueue(linechat::bus::Queue::Delivery, vec![id])
+            .await;
+        id
+    }
+
+    /// Stores an outgoing text without enqueueing it (as if its queue entry were lost).
+    pub async fn store_text(&self, conversation_id: i64, text: &str) -> i64 {
         let body = serde_json::json!({ "type": "text", "text": text }).to_string();
         let mut tx = self.pool().begin().await.unwrap();
         let (id, _) = linechat::worker::delivery::queue_message(
