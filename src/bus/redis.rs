@@ -38,6 +38,8 @@ pub struct RedisBus {
     conn: ConnectionManager,
     /// One per blocking reader (a queue consumer or the hub).
     blocking: HashMap<&'static str, AsyncMutex<ConnectionManager>>,
+    /// To open fresh blocking connections after an outage.
+    client: redis::Client,
     replicas: Mutex<(Instant, Vec<String>)>,
     last_heartbeat: Mutex<Option<Instant>>,
 }
@@ -61,6 +63,7 @@ impl RedisBus {
             replica: uuid::Uuid::new_v4().simple().to_string(),
             conn,
             blocking,
+            client,
             replicas: Mutex::new((Instant::now() - HEARTBEAT * 2, Vec::new())),
             last_heartbeat: Mutex::new(None),
         };
@@ -121,7 +124,9 @@ impl RedisBus {
         Ok(list)
     }
 
-    /// BLPOP one id (up to `wait`), then LPOP more without blocking.
+    /// BLPOP one id (up to `wait`), then LPOP more without blocking. After a failure the
+    /// reader's connection is replaced: a manager whose blocking command died with the server
+    /// was seen to stay broken after Redis came back.
     async fn blocking_pop(
         &self,
         reader: &'static str,
@@ -130,28 +135,41 @@ impl RedisBus {
         wait: Duration,
     ) -> anyhow::Result<Vec<i64>> {
         let mut conn = self.blocking[reader].lock().await;
-        let wait_secs = wait.as_secs_f64().max(0.01);
-        let first: Option<(String, i64)> = redis::cmd("BLPOP")
-            .arg(&key)
-            .arg(wait_secs)
-            .query_async(&mut *conn)
-            .await
-            .with_context(|| format!("redis: BLPOP {reader}"))?;
-        let Some((_, first)) = first else {
-            return Ok(Vec::new());
-        };
-        let mut ids = vec![first];
-        if max > 1 {
-            let more: Option<Vec<i64>> = redis::cmd("LPOP")
-                .arg(&key)
-                .arg(max - 1)
-                .query_async(&mut *conn)
-                .await
-                .with_context(|| format!("redis: LPOP {reader}"))?;
-            ids.extend(more.unwrap_or_default());
+        let result = pop(&mut conn, &key, max, wait).await;
+        if result.is_err()
+            && let Ok(fresh) = manager(&self.client, Duration::from_secs(10)).await
+        {
+            *conn = fresh;
         }
-        Ok(ids)
+        result.with_context(|| format!("redis: BLPOP {reader}"))
     }
+}
+
+async fn pop(
+    conn: &mut ConnectionManager,
+    key: &str,
+    max: usize,
+    wait: Duration,
+) -> redis::RedisResult<Vec<i64>> {
+    let wait_secs = wait.as_secs_f64().max(0.01);
+    let first: Option<(String, i64)> = redis::cmd("BLPOP")
+        .arg(key)
+        .arg(wait_secs)
+        .query_async(conn)
+        .await?;
+    let Some((_, first)) = first else {
+        return Ok(Vec::new());
+    };
+    let mut ids = vec![first];
+    if max > 1 {
+        let more: Option<Vec<i64>> = redis::cmd("LPOP")
+            .arg(key)
+            .arg(max - 1)
+            .query_async(conn)
+            .await?;
+        ids.extend(more.unwrap_or_default());
+    }
+    Ok(ids)
 }
 
 async fn manager(
@@ -161,7 +179,7 @@ async fn manager(
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(response_timeout))
-        .set_number_of_retries(2)
+        .set_number_of_retries(1)
         .set_max_delay(Duration::from_secs(2));
     client
         .get_connection_manager_with_config(config)

@@ -76,14 +76,18 @@ async fn receive(
             "redelivered webhook events ignored"
         );
     }
-    if !outcome.new_ids.is_empty()
-        && let Err(e) = state.bus.enqueue(Queue::Ingest, outcome.new_ids).await
-    {
-        // Stored is what counts; the sweeper enqueues the rows once the bus is back.
-        tracing::warn!(
-            error = format!("{e:#}"),
-            "webhook stored but not enqueued; the sweeper will pick it up"
-        );
+    if !outcome.new_ids.is_empty() {
+        // The events are durable; queueing them must not hold up LINE's answer, even while
+        // Redis is unreachable (its client retries). If this fails, the sweeper enqueues them.
+        let bus = state.bus.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bus.enqueue(Queue::Ingest, outcome.new_ids).await {
+                tracing::debug!(
+                    error = format!("{e:#}"),
+                    "webhook stored but not enqueued; the sweeper will pick it up"
+                );
+            }
+        });
     }
     Ok(StatusCode::OK)
 }

@@ -94,7 +94,7 @@ pub async fn by_line_id(pool: &SqlitePool, line_id: &str) -> sqlx::Result<Option
 
 /// Stores a fetched profile; answers whether anything shown to agents changed.
 pub async fn update_profile(
-    pool: &SqlitePool,
+    conn: &mut Conn,
     id: i64,
     profile: &Profile,
     at: i64,
@@ -115,23 +115,23 @@ pub async fn update_profile(
     .bind(&profile.picture_url)
     .bind(&profile.status_message)
     .bind(&profile.language)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?
     .rows_affected()
         > 0;
     if !changed {
-        mark_profile_fetched(pool, id, at).await?;
+        mark_profile_fetched(conn, id, at).await?;
     }
     Ok(changed)
 }
 
 /// Records a fetch attempt (also a failed one, so a missing profile is not asked for again
 /// on every message).
-pub async fn mark_profile_fetched(pool: &SqlitePool, id: i64, at: i64) -> sqlx::Result<()> {
+pub async fn mark_profile_fetched(conn: &mut Conn, id: i64, at: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE contacts SET profile_fetched_at = ? WHERE id = ?")
         .bind(at)
         .bind(id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }

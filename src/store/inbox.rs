@@ -50,11 +50,11 @@ pub struct InboxWriter {
 }
 
 impl InboxWriter {
-    pub(super) fn start(pool: SqlitePool) -> Self {
+    pub(super) fn start(pool: SqlitePool, gate: super::WriteGate) -> Self {
         // Bounded, so a store that has stopped answering pushes back on the webhook handlers
         // instead of growing memory without limit.
         let (tx, rx) = mpsc::channel(8192);
-        tokio::spawn(run_writer(pool, rx));
+        tokio::spawn(run_writer(pool, gate, rx));
         Self { tx }
     }
 
@@ -72,7 +72,7 @@ impl InboxWriter {
     }
 }
 
-async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<Request>) {
+async fn run_writer(pool: SqlitePool, gate: super::WriteGate, mut rx: mpsc::Receiver<Request>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let mut rows = batch[0].rows.len();
@@ -85,7 +85,7 @@ async fn run_writer(pool: SqlitePool, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        match commit(&pool, &batch).await {
+        match commit(&pool, &gate, &batch).await {
             Ok(inserted) => answer_all(batch, inserted),
             Err(e) => {
                 let message = format!("{e:#}");
@@ -113,9 +113,13 @@ fn answer_all(batch: Vec<Request>, mut inserted: HashMap<String, i64>) {
     }
 }
 
-async fn commit(pool: &SqlitePool, batch: &[Request]) -> anyhow::Result<HashMap<String, i64>> {
+async fn commit(
+    pool: &SqlitePool,
+    gate: &super::WriteGate,
+    batch: &[Request],
+) -> anyhow::Result<HashMap<String, i64>> {
+    let mut tx = gate.begin(pool).await.context("begin inbox commit")?;
     let received_at = now_ms();
-    let mut tx = pool.begin().await.context("begin inbox commit")?;
     let mut inserted = HashMap::new();
     let all: Vec<&NewInboxRow> = batch.iter().flat_map(|r| r.rows.iter()).collect();
     for chunk in all.chunks(ROWS_PER_STATEMENT) {
@@ -203,7 +207,7 @@ pub async fn count(pool: &SqlitePool, state: &str) -> sqlx::Result<i64> {
 pub const MAX_ATTEMPTS: i64 = 5;
 
 /// Records a failed processing attempt of one row; parks it after MAX_ATTEMPTS.
-pub async fn record_failure(pool: &SqlitePool, id: i64, error: &str) -> sqlx::Result<()> {
+pub async fn record_failure(conn: &mut Conn, id: i64, error: &str) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE webhook_inbox SET attempts = attempts + 1, last_error = ?,
              state = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE state END
@@ -212,7 +216,7 @@ pub async fn record_failure(pool: &SqlitePool, id: i64, error: &str) -> sqlx::Re
     .bind(error)
     .bind(MAX_ATTEMPTS)
     .bind(id)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

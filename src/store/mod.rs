@@ -15,11 +15,17 @@ pub mod inbox;
 pub mod messages;
 pub mod settings;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    ops::{Deref, DerefMut},
+    path::Path,
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::{
-    SqlitePool,
+    Sqlite, SqlitePool, Transaction,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -28,11 +34,55 @@ pub use inbox::{InboxWriter, NewInboxRow};
 /// The database executor type every store function takes.
 pub type Conn = sqlx::SqliteConnection;
 
-/// Handle to the store: the pool and the inbox's group-commit writer.
+/// Handle to the store: the pool, the write gate, and the inbox's group-commit writer.
 #[derive(Clone)]
 pub struct Store {
     pub pool: SqlitePool,
     pub inbox: InboxWriter,
+    gate: WriteGate,
+}
+
+/// SQLite lets one transaction write at a time. Left to SQLite, a writer that finds the lock
+/// taken sleeps in its busy handler for growing intervals (up to 100 ms a nap), so under load
+/// the webhook's commit could sleep while the ingest worker kept winning the lock. Every
+/// write transaction in this process takes this fair (FIFO) async lock first instead, so
+/// writers queue in order and SQLite never has to make one wait.
+#[derive(Clone, Default)]
+pub struct WriteGate(Arc<tokio::sync::Mutex<()>>);
+
+/// A write transaction holding the gate; commit it, or drop it to roll back.
+pub struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteGate {
+    /// Waits for this process's turn to write, then begins an IMMEDIATE transaction (taking
+    /// SQLite's write lock now rather than failing to upgrade a read lock later).
+    pub async fn begin(&self, pool: &SqlitePool) -> sqlx::Result<WriteTx> {
+        let turn = self.0.clone().lock_owned().await;
+        let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -42,17 +92,24 @@ impl Store {
     pub async fn open(database_url: &str, data_dir: &Path) -> anyhow::Result<Self> {
         let pool = connect(database_url, data_dir).await?;
         migrate(&pool).await?;
-        let inbox = InboxWriter::start(pool.clone());
-        Ok(Self { pool, inbox })
+        let gate = WriteGate::default();
+        let inbox = InboxWriter::start(pool.clone(), gate.clone());
+        Ok(Self { pool, inbox, gate })
+    }
+
+    /// Begins a write transaction in turn with every other writer of this process.
+    pub async fn write(&self) -> sqlx::Result<WriteTx> {
+        self.gate.begin(&self.pool).await
     }
 
     /// A quick write probe for readiness checks.
     pub async fn check_writable(&self) -> anyhow::Result<()> {
+        let mut tx = self.write().await.context("the store refused a write")?;
         sqlx::query("INSERT INTO settings (key, value) VALUES ('probe', '1') ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .context("the store refused a write")?;
-        Ok(())
+        tx.commit().await.context("the store refused a write")
     }
 }
 

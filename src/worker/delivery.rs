@@ -78,7 +78,7 @@ pub async fn deliver(
     // Long enough for a reply and a push fallback to time out, so the lease never expires
     // while we are still working on the message.
     let lease = (state.config.line_timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
-    let mut tx = state.store.pool.begin().await?;
+    let mut tx = state.store.write().await?;
     let Some(claimed) = messages::claim_delivery(&mut tx, id, lease).await? else {
         return Ok(());
     };
@@ -129,9 +129,9 @@ async fn attempt(
             }
         }
     }
-    let mut conn = pool.acquire().await?;
-    messages::set_via(&mut conn, claimed.id, "push").await?;
-    drop(conn);
+    let mut tx = state.store.write().await?;
+    messages::set_via(&mut tx, claimed.id, "push").await?;
+    tx.commit().await?;
     limiter.until_ready().await;
     Ok(state
         .line
@@ -146,7 +146,7 @@ async fn finish(
     outcome: Result<(&'static str, Sent), LineError>,
 ) -> anyhow::Result<()> {
     let policy = &state.config.retry;
-    let mut tx = state.store.pool.begin().await?;
+    let mut tx = state.store.write().await?;
     let mut retry_in = None;
     let ev = match outcome {
         Ok((via, sent)) => {

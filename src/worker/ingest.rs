@@ -29,21 +29,29 @@ use crate::{
 };
 
 /// Most inbox rows applied in one transaction.
-const BATCH: usize = 256;
+const BATCH: usize = 128;
 
 /// The worker loop.
 pub async fn run(state: AppState) {
     let token = state.workers.shutdown.clone();
+    let mut bus_failing = false;
     loop {
         let ids = tokio::select! {
             _ = token.cancelled() => return,
             ids = state.bus.dequeue(Queue::Ingest, BATCH, Duration::from_secs(1)) => ids,
         };
         match ids {
-            Ok(ids) if ids.is_empty() => {}
-            Ok(ids) => process(&state, &ids).await,
+            Ok(ids) => {
+                bus_failing = false;
+                if !ids.is_empty() {
+                    process(&state, &ids).await;
+                }
+            }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "ingest: bus unavailable");
+                if !bus_failing {
+                    tracing::warn!(error = format!("{e:#}"), "ingest: bus unavailable");
+                    bus_failing = true;
+                }
                 tokio::select! {
                     _ = token.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -77,7 +85,12 @@ pub async fn process(state: &AppState, ids: &[i64]) {
 
 async fn record_failure(state: &AppState, id: i64, error: &anyhow::Error) {
     tracing::error!(inbox_id = id, error = format!("{error:#}"), "ingest failed");
-    if let Err(e) = inbox::record_failure(&state.store.pool, id, &format!("{error:#}")).await {
+    let recorded = async {
+        let mut tx = state.store.write().await?;
+        inbox::record_failure(&mut tx, id, &format!("{error:#}")).await?;
+        tx.commit().await
+    };
+    if let Err(e) = recorded.await {
         tracing::error!(inbox_id = id, error = %e, "cannot record the ingest failure");
     }
 }
@@ -130,7 +143,7 @@ async fn apply_batch(state: &AppState, ids: &[i64]) -> anyhow::Result<Effects> {
         None => state.config.welcome_message.clone(),
     };
     let ctx = Ctx { welcome };
-    let mut tx = state.store.pool.begin().await.context("begin ingest")?;
+    let mut tx = state.store.write().await.context("begin ingest")?;
     let rows = inbox::claim(&mut tx, ids)
         .await
         .context("claim inbox rows")?;

@@ -40,11 +40,11 @@ pub fn relative_path(conversation_id: i64, message_id: i64) -> PathBuf {
 pub async fn download(state: &AppState, id: i64) -> anyhow::Result<()> {
     // Long enough for one download to finish or time out.
     let lease = (state.config.line_timeout * 3).as_millis() as i64;
-    let mut conn = state.store.pool.acquire().await?;
+    let mut conn = state.store.write().await?;
     let Some(job) = messages::claim_media(&mut conn, id, lease).await? else {
         return Ok(());
     };
-    drop(conn);
+    conn.commit().await?;
     let Some(line_id) = job.line_message_id.as_deref() else {
         return fail(state, job.conversation_id, id, "no LINE message id").await;
     };
@@ -55,7 +55,7 @@ pub async fn download(state: &AppState, id: i64) -> anyhow::Result<()> {
     }
     match state.line.content_to_file(line_id, &dest).await {
         Ok(Content::Saved { mime, size }) => {
-            let mut tx = state.store.pool.begin().await?;
+            let mut tx = state.store.write().await?;
             messages::media_ready(&mut tx, id, &relative.to_string_lossy(), &mime, size as i64)
                 .await?;
             let ev = events::append(
@@ -119,15 +119,16 @@ async fn retry(
     }
     let delay = super::backoff(attempts, Duration::from_secs(1), Duration::from_secs(120))
         .max(after.unwrap_or_default());
-    let mut conn = state.store.pool.acquire().await?;
+    let mut conn = state.store.write().await?;
     messages::media_retry(&mut conn, id, now_ms() + delay.as_millis() as i64, reason).await?;
+    conn.commit().await?;
     state.workers.enqueue_later(state, Queue::Media, id, delay);
     Ok(())
 }
 
 async fn fail(state: &AppState, conversation_id: i64, id: i64, reason: &str) -> anyhow::Result<()> {
     tracing::warn!(message_id = id, reason, "media download given up");
-    let mut tx = state.store.pool.begin().await?;
+    let mut tx = state.store.write().await?;
     messages::media_failed(&mut tx, id, reason).await?;
     let ev = events::append(
         &mut tx,

@@ -106,6 +106,7 @@ where
 {
     let token = state.workers.shutdown.clone();
     let permits = Arc::new(Semaphore::new(concurrency));
+    let mut bus_failing = false;
     loop {
         let permit = tokio::select! {
             _ = token.cancelled() => return,
@@ -117,6 +118,7 @@ where
         };
         match ids {
             Ok(ids) => {
+                bus_failing = false;
                 if let Some(id) = ids.into_iter().next() {
                     let job = handle(state.clone(), id);
                     state.workers.tracker.spawn(async move {
@@ -134,11 +136,15 @@ where
                 }
             }
             Err(e) => {
-                tracing::warn!(
-                    queue = queue.name(),
-                    error = format!("{e:#}"),
-                    "bus unavailable"
-                );
+                // Once per outage; the bus client reconnects by itself.
+                if !bus_failing {
+                    tracing::warn!(
+                        queue = queue.name(),
+                        error = format!("{e:#}"),
+                        "bus unavailable"
+                    );
+                    bus_failing = true;
+                }
                 tokio::select! {
                     _ = token.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -98,12 +98,22 @@ async fn refresh(state: &AppState, job: &ProfileJob) -> anyhow::Result<()> {
     {
         return Ok(());
     }
-    let Some(profile) = lookup(state, job).await? else {
-        contacts::mark_profile_fetched(pool, job.contact_id, now).await?;
-        return Ok(());
+    let profile = lookup(state, job).await?;
+    let mut tx = state.store.write().await?;
+    let changed = match &profile {
+        Some(profile) => contacts::update_profile(&mut tx, job.contact_id, profile, now).await?,
+        None => {
+            contacts::mark_profile_fetched(&mut tx, job.contact_id, now).await?;
+            false
+        }
     };
-    if contacts::update_profile(pool, job.contact_id, &profile, now).await? {
-        announce(state, job.contact_id).await?;
+    if !changed {
+        return Ok(tx.commit().await?);
+    }
+    let last = announce(&mut tx, job.contact_id).await?;
+    tx.commit().await?;
+    if last > 0 {
+        let _ = state.bus.publish(last).await;
     }
     Ok(())
 }
@@ -131,9 +141,9 @@ async fn lookup(state: &AppState, job: &ProfileJob) -> anyhow::Result<Option<Pro
     Ok(fetched)
 }
 
-/// Logs a contact change on every conversation that shows this contact.
-async fn announce(state: &AppState, contact_id: i64) -> anyhow::Result<()> {
-    let mut tx = state.store.pool.begin().await?;
+/// Logs a contact change on every conversation that shows this contact; returns the last
+/// event id.
+async fn announce(tx: &mut crate::store::Conn, contact_id: i64) -> anyhow::Result<i64> {
     let conversations: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM conversations WHERE contact_id = ?
          UNION SELECT conversation_id FROM conversation_members WHERE contact_id = ?",
@@ -146,7 +156,7 @@ async fn announce(state: &AppState, contact_id: i64) -> anyhow::Result<()> {
     let mut last = 0;
     for conversation_id in conversations {
         last = events::append(
-            &mut tx,
+            tx,
             EventKind::ContactUpdated,
             Some(conversation_id),
             None,
@@ -154,9 +164,5 @@ async fn announce(state: &AppState, contact_id: i64) -> anyhow::Result<()> {
         )
         .await?;
     }
-    tx.commit().await?;
-    if last > 0 {
-        let _ = state.bus.publish(last).await;
-    }
-    Ok(())
+    Ok(last)
 }
