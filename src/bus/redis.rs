@@ -136,10 +136,16 @@ impl RedisBus {
     ) -> anyhow::Result<Vec<i64>> {
         let mut conn = self.blocking[reader].lock().await;
         let result = pop(&mut conn, &key, max, wait).await;
-        if result.is_err()
-            && let Ok(fresh) = manager(&self.client, Duration::from_secs(10)).await
-        {
-            *conn = fresh;
+        if let Err(e) = &result {
+            match manager(&self.client, Duration::from_secs(10)).await {
+                Ok(fresh) => {
+                    tracing::debug!(reader, error = %e, "blocking reader reconnected");
+                    *conn = fresh;
+                }
+                Err(e2) => {
+                    tracing::debug!(reader, error = %e, reconnect = %e2, "blocking reader cannot reconnect yet")
+                }
+            }
         }
         result.with_context(|| format!("redis: BLPOP {reader}"))
     }

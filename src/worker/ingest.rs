@@ -51,6 +51,8 @@ pub async fn run(state: AppState) {
                 if !bus_failing {
                     tracing::warn!(error = format!("{e:#}"), "ingest: bus unavailable");
                     bus_failing = true;
+                } else {
+                    tracing::debug!(error = format!("{e:#}"), "ingest: bus still unavailable");
                 }
                 tokio::select! {
                     _ = token.cancelled() => return,
