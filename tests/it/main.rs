@@ -7,8 +7,10 @@
 mod helpers;
 mod line_events;
 
+mod auth;
 mod crash;
 mod delivery;
+mod desk;
 mod ingest;
 mod redis_faults;
 mod webhook;

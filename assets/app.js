@@ -1,0 +1,64 @@
+// linechat desk: the few behaviours htmx does not cover. No inline script anywhere (CSP).
+(function () {
+  "use strict";
+
+  // --- Composer: Enter sends, Shift+Enter breaks the line; characters left (UTF-16 units,
+  // as LINE counts); cleared after a successful send.
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    if (t.matches && t.matches(".composer textarea") && e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      if (t.value.trim() !== "") t.form.requestSubmit();
+    }
+  });
+  document.addEventListener("input", function (e) {
+    var t = e.target;
+    if (!(t.matches && t.matches(".composer textarea"))) return;
+    var counter = t.form.querySelector(".counter");
+    var left = Number(counter.dataset.max) - t.value.length;
+    counter.textContent = left;
+    counter.classList.toggle("over", left < 0);
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (form.id === "composer" && e.detail.successful) {
+      var ta = form.querySelector("textarea");
+      ta.value = "";
+      ta.dispatchEvent(new Event("input", { bubbles: true }));
+      scrollThread();
+    }
+  });
+
+  // --- A message row can arrive twice: the sender's own reply comes in the POST answer and
+  // as a live event (in either order), and a reconnect may replay an event. The first copy
+  // stays; later copies are dropped. (Status changes replace the row in place, by id.)
+  function dedupeThreads() {
+    document.querySelectorAll(".thread").forEach(function (thread) {
+      var seen = {};
+      Array.prototype.slice.call(thread.children).forEach(function (row) {
+        if (!row.id) return;
+        if (seen[row.id]) row.remove(); else seen[row.id] = true;
+      });
+    });
+  }
+  document.addEventListener("htmx:afterSwap", dedupeThreads);
+  document.addEventListener("htmx:oobAfterSwap", dedupeThreads);
+  document.addEventListener("htmx:afterSettle", localTimes);
+  document.addEventListener("DOMContentLoaded", function () { localTimes(); scrollThread(); });
+
+  function scrollThread() {
+    var thread = document.querySelector(".thread");
+    if (thread) thread.scrollTop = thread.scrollHeight;
+  }
+
+  function localTimes() {
+    document.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      el.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      el.title = d.toLocaleString();
+      el.dataset.local = "1";
+    });
+  }
+
+})();
