@@ -44,7 +44,7 @@
   document.addEventListener("htmx:afterSwap", dedupeThreads);
   document.addEventListener("htmx:oobAfterSwap", dedupeThreads);
   document.addEventListener("htmx:afterSettle", localTimes);
-  document.addEventListener("DOMContentLoaded", function () { localTimes(); scrollThread(); });
+  document.addEventListener("DOMContentLoaded", function () { localTimes(); scrollThread(); startLive(); });
 
   function scrollThread() {
     var thread = document.querySelector(".thread");
@@ -61,4 +61,56 @@
     });
   }
 
+  // --- Live updates: SSE first; long-poll when EventSource is missing or keeps failing.
+  // Either way `cursor` is the last event id applied, so nothing is missed or doubled.
+  var cursor = null;
+
+  function apply(html) {
+    if (html) htmx.swap("#live-sink", html, { swapStyle: "none" });
+  }
+
+  function offline(on) {
+    var s = document.getElementById("live-status");
+    if (s) s.hidden = !on;
+  }
+
+  function startLive() {
+    var c = document.body.dataset.liveCursor;
+    if (c === undefined) return;
+    cursor = Number(c);
+    if (window.EventSource) sse(); else poll();
+  }
+
+  function sse() {
+    var failures = 0;
+    var es = new EventSource("/live/sse?after=" + cursor);
+    es.onopen = function () { failures = 0; offline(false); };
+    es.onmessage = function (e) {
+      if (e.lastEventId) cursor = Number(e.lastEventId);
+      apply(e.data);
+    };
+    es.onerror = function () {
+      failures += 1;
+      offline(true);
+      // The browser reconnects by itself with Last-Event-ID; after a few failures in a row
+      // (a proxy that buffers SSE, a server that keeps refusing) switch to long-poll.
+      if (failures >= 3) { es.close(); poll(); }
+    };
+  }
+
+  function poll() {
+    fetch("/live/poll?after=" + cursor, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) {
+        if (r.status === 401) { window.location = "/login"; return null; }
+        if (!r.ok) throw new Error("poll " + r.status);
+        var next = r.headers.get("x-live-cursor");
+        return r.text().then(function (html) {
+          apply(html);
+          if (next !== null) cursor = Number(next);
+          offline(false);
+          poll();
+        });
+      })
+      .catch(function () { offline(true); setTimeout(poll, 3000); });
+  }
 })();

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod csrf;
+pub mod live;
 mod ops;
 mod pages;
 pub mod webhook;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
+        .merge(live::router())
         .layer(middleware::from_fn(csrf::require_token))
         .layer(sessions)
         .layer(csp)

@@ -5,5 +5,6 @@
 pub mod ids;
 pub mod inbox;
 pub mod layout;
+pub mod live;
 pub mod login;
 pub mod messages;

@@ -91,6 +91,10 @@ async fn pages_send_signed_out_visitors_to_login() {
         assert_eq!(r.status(), 401, "{path}");
         assert_eq!(r.headers()["hx-redirect"], "/login");
     }
+    for path in ["/live/poll?after=0", "/live/sse"] {
+        let r = b.send(b.request(reqwest::Method::GET, path)).await;
+        assert_eq!(r.status(), 401, "{path}");
+    }
 }
 
 #[tokio::test]

@@ -164,6 +164,17 @@ async fn customer_text_and_names_are_escaped() {
     }
     let (_, page) = b.page(&format!("/conversations/{conv}")).await;
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // And in live fragments.
+    let r = b
+        .send(b.request(reqwest::Method::GET, "/live/poll?after=0"))
+        .await;
+    let live = r.text().await.unwrap();
+    assert!(
+        live.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{live}"
+    );
+    assert!(!live.contains("<script>alert"));
+    assert!(!live.contains("<img src=x"));
 }
 
 #[tokio::test]

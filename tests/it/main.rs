@@ -12,5 +12,6 @@ mod crash;
 mod delivery;
 mod desk;
 mod ingest;
+mod live;
 mod redis_faults;
 mod webhook;
