@@ -69,7 +69,14 @@ pub struct ServeArgs {
     /// is loopback (a local run over plain http, or behind a TLS proxy on the same host).
     #[arg(long, env = "LINECHAT_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
+    /// The static files of the desk (vendored htmx, CSS, JS). Default: the source tree's
+    /// `assets/`; a release ships the directory and points this at it.
+    #[arg(long, env = "LINECHAT_ASSETS_DIR", default_value = DEFAULT_ASSETS_DIR)]
+    pub assets_dir: PathBuf,
 }
+
+/// `assets/` of the source tree this binary was built from.
+pub const DEFAULT_ASSETS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -158,6 +165,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// A session ends after this long without a request.
     pub session_idle: Duration,
+    /// Served at `/assets`.
+    pub assets_dir: PathBuf,
 }
 
 /// Default idle expiry of a session: a working day.
@@ -245,6 +254,7 @@ impl Config {
                 .secure_cookies
                 .unwrap_or(!std::net::SocketAddr::ip(&addr).is_loopback()),
             session_idle: SESSION_IDLE,
+            assets_dir: args.assets_dir,
         })
     }
 
@@ -279,6 +289,7 @@ impl Config {
             // Tests speak plain http.
             secure_cookies: false,
             session_idle: SESSION_IDLE,
+            assets_dir: PathBuf::from(DEFAULT_ASSETS_DIR),
         }
     }
 }

@@ -40,7 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(auth::router())
         .merge(pages::router())
-        .nest_service("/assets", ServeDir::new(assets_dir()))
+        .nest_service("/assets", ServeDir::new(&state.config.assets_dir))
         // Ordinary requests never need long.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -55,10 +55,4 @@ pub fn router(state: AppState) -> Router {
         .layer(frames)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// The static files: `assets/` of the source tree (vendored htmx, our CSS and JS). There is
-/// no build step; a release ships the directory beside the binary.
-fn assets_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
