@@ -24,6 +24,8 @@
     if (form.id === "composer" && e.detail.successful) {
       var ta = form.querySelector("textarea");
       ta.value = "";
+      var err = document.getElementById("composer-error");
+      if (err) err.textContent = "";
       ta.dispatchEvent(new Event("input", { bubbles: true }));
       scrollThread();
     }

@@ -6,6 +6,8 @@ pub const CONVERSATION_LIST: &str = "conversation-list";
 pub const THREAD_PANE: &str = "thread-pane";
 /// The composer's one-use nonce field, replaced after each send.
 pub const COMPOSER_NONCE: &str = "composer-nonce";
+/// Where a refused reply's reason is shown.
+pub const COMPOSER_ERROR: &str = "composer-error";
 /// Where live fragments are swapped (they only carry out-of-band parts).
 pub const LIVE_SINK: &str = "live-sink";
 

@@ -89,6 +89,7 @@ fn composer(lang: Lang, csrf: &str, conversation_id: i64, nonce: &str) -> Markup
             hx-target={ "#" (ids::thread(conversation_id)) } hx-swap="beforeend" {
             input type="hidden" name="csrf" value=(csrf);
             (nonce_field(nonce, false))
+            p.error id=(ids::COMPOSER_ERROR) role="alert" {}
             textarea name="text" rows="3" maxlength=(MAX_TEXT_UTF16) required
                 placeholder=(lang.t(Msg::ComposerPlaceholder)) {}
             div.composer-foot {

@@ -17,10 +17,10 @@ pub struct Shell<'a> {
     pub live_cursor: Option<i64>,
 }
 
-/// htmx settings: no injected `<style>` (our CSP has no inline styles) and no `eval`
-/// (no inline script either).
-const HTMX_CONFIG: &str =
-    r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false}"#;
+/// htmx settings: no injected `<style>` (our CSP has no inline styles), no `eval` (no
+/// inline script either), and 422 answers are swapped (a refused form says why, retargeted
+/// by the server with `HX-Retarget`); other errors are not.
+const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"422","swap":true},{"code":"[45]..","swap":false,"error":true}]}"#;
 
 pub fn page(shell: &Shell<'_>, body: Markup) -> Markup {
     let lang = shell.lang;

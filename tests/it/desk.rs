@@ -78,11 +78,16 @@ async fn an_empty_or_too_long_reply_is_refused() {
     let csrf = b.csrf();
     let path = format!("/conversations/{conv}/messages");
     let long = "a".repeat(5001);
-    for text in ["  ", long.as_str()] {
+    for (text, reason) in [
+        ("  ", "Write something first."),
+        (long.as_str(), "5,000-character limit"),
+    ] {
         let r = b
             .post_form(&path, &[("csrf", &csrf), ("text", text), ("nonce", &nonce)])
             .await;
-        assert_eq!(r.status(), 400);
+        assert_eq!(r.status(), 422);
+        assert_eq!(r.headers()["hx-retarget"], "#composer-error");
+        assert!(r.text().await.unwrap().contains(reason));
     }
     assert_eq!(
         app.count("SELECT COUNT(*) FROM messages WHERE direction = 'out'")

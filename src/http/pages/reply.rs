@@ -9,6 +9,7 @@
 use axum::{
     Form, Router,
     extract::{Path, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -18,16 +19,16 @@ use serde::Deserialize;
 use crate::{
     app::AppState,
     bus::Queue,
-    domain::OutgoingText,
+    domain::{OutgoingText, TextError},
     error::{AppError, Result},
     http::auth::Agent,
-    i18n::Lang,
+    i18n::{Lang, Msg},
     store::{
         contacts,
         events::{self, EventKind},
         messages::{self, NewOutgoing},
     },
-    views::{inbox::nonce_field, messages::message_row},
+    views::{ids, inbox::nonce_field, messages::message_row},
     worker::delivery::queue_message,
 };
 
@@ -50,7 +51,10 @@ async fn send_reply(
     Path(conversation_id): Path<i64>,
     Form(form): Form<ReplyForm>,
 ) -> Result<Response> {
-    let text = OutgoingText::parse(&form.text).map_err(|e| AppError::Invalid(e.to_string()))?;
+    let text = match OutgoingText::parse(&form.text) {
+        Ok(text) => text,
+        Err(e) => return Ok(refused(lang, e)),
+    };
     if form.nonce.is_empty()
         || form.nonce.len() > 64
         || !form.nonce.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -98,6 +102,23 @@ async fn send_reply(
         (nonce_field(&next_nonce, true))
     }
     .into_response())
+}
+
+/// A reply LINE would not take: 422 with the reason, shown under the composer.
+fn refused(lang: Lang, e: TextError) -> Response {
+    let reason = match e {
+        TextError::Empty => Msg::ReplyEmpty,
+        TextError::TooLong(_) => Msg::ReplyTooLong,
+    };
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        [
+            ("hx-retarget", format!("#{}", ids::COMPOSER_ERROR)),
+            ("hx-reswap", "innerHTML".to_owned()),
+        ],
+        html! { (lang.t(reason)) },
+    )
+        .into_response()
 }
 
 /// The agent's Retry on a failed message: queued again (same retry key, so LINE can never
