@@ -20,6 +20,7 @@ async fn sign_in_with_the_right_password_and_out_again() {
     assert!(set.contains("HttpOnly"), "{set}");
     assert!(set.contains("SameSite=Lax"), "{set}");
     assert!(!set.contains("Secure"), "Secure is off in tests: {set}");
+    assert!(set.contains("Max-Age=43200"), "12 h idle expiry: {set}");
     let after = b.get_cookie().unwrap();
     assert_ne!(before, after, "the session id is cycled at sign-in");
 
@@ -40,6 +41,19 @@ async fn sign_in_with_the_right_password_and_out_again() {
     assert_eq!(r.status(), 303);
     let (status, _) = b.page("/").await;
     assert_eq!(status, 303, "signed out");
+}
+
+#[tokio::test]
+async fn a_deactivated_agent_is_signed_out_at_once() {
+    let app = TestApp::spawn(Bus::Local).await;
+    let b = app.signed_in("amy").await;
+    sqlx::query("UPDATE agents SET active = 0 WHERE username = 'amy'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let (status, _) = b.page("/").await;
+    assert_eq!(status, 303);
+    assert_eq!(b.sign_in("amy", PASSWORD).await.status(), 401);
 }
 
 #[tokio::test]
