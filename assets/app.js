@@ -44,6 +44,10 @@
     });
   }
   document.addEventListener("htmx:afterSwap", dedupeThreads);
+  // A thread opened from the list starts at its newest message.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "thread-pane") scrollThread();
+  });
   document.addEventListener("htmx:oobAfterSwap", dedupeThreads);
   document.addEventListener("htmx:afterSettle", localTimes);
   document.addEventListener("DOMContentLoaded", function () { localTimes(); scrollThread(); startLive(); });
