@@ -9,11 +9,12 @@ use axum::extract::FromRef;
 use tokio::net::TcpListener;
 
 use crate::{
+    auth::{LoginThrottle, SetupLink},
     bus::{self, SharedBus},
     config::{Config, LineMode, Secret},
     hub::LiveHub,
     line::{LineClient, fake::FakeLine},
-    store::{self, Store},
+    store::{self, Store, sessions::SqliteSessionStore},
     worker::{self, Workers},
 };
 
@@ -31,6 +32,16 @@ pub struct AppState {
     pub sandbox: Option<FakeLine>,
     /// Background tasks: their tracker, the shutdown token, their health.
     pub workers: Workers,
+    /// Sign-in machinery: sessions, the failed-login throttle, the first-run setup link.
+    pub auth: AuthHandles,
+}
+
+/// What sign-in needs besides the agents table.
+#[derive(Clone)]
+pub struct AuthHandles {
+    pub sessions: SqliteSessionStore,
+    pub throttle: LoginThrottle,
+    pub setup: SetupLink,
 }
 
 /// The channel secret, as its own type so handlers can extract just it.
@@ -71,6 +82,11 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let line = LineClient::new(&api_base, &data_base, token, config.line_timeout)?;
     let latest = store::events::latest_id(&store.pool).await?;
     let hub = LiveHub::new(store.pool.clone(), latest);
+    let auth = AuthHandles {
+        sessions: SqliteSessionStore::new(store.pool.clone()),
+        throttle: LoginThrottle::default(),
+        setup: SetupLink::new(first_run_token(&store, &config).await?),
+    };
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -80,7 +96,25 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         webhook_secret: WebhookSecret(secret),
         sandbox,
         workers: Workers::default(),
+        auth,
     })
+}
+
+/// With no agent yet, a one-time setup link for creating the first admin in the browser.
+/// It is logged once, here: it is meant to be seen by whoever starts the server, and it is
+/// worthless once used (or once any agent exists).
+async fn first_run_token(store: &Store, config: &Config) -> anyhow::Result<Option<String>> {
+    if store::agents::count(&store.pool).await? > 0 {
+        return Ok(None);
+    }
+    let token = random_token();
+    tracing::warn!(
+        "no agent exists yet: open http://{}/setup/{} to create the first admin \
+         (or use `linechat agent add`)",
+        config.addr,
+        token
+    );
+    Ok(Some(token))
 }
 
 /// Serves `listener` and runs the background tasks until `state.workers.shutdown` is
@@ -93,6 +127,8 @@ pub async fn run(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
 
     let app = crate::http::router(state.clone());
     let shutdown = token.clone();
+    // Connect info gives sign-in throttling the client address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -109,7 +145,8 @@ pub async fn run(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
     served
 }
 
-fn random_token() -> String {
+/// A random 64-hex-character token (two v4 UUIDs: ~244 bits from the OS generator).
+pub(crate) fn random_token() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),

@@ -65,7 +65,18 @@ pub struct ServeArgs {
     /// Ceiling on requests per second to LINE's send endpoints (LINE allows 2,000/s).
     #[arg(long, env = "LINECHAT_DELIVERY_RATE", default_value_t = 1500)]
     pub delivery_rate: u32,
+    /// Mark the session cookie `Secure` (HTTPS only). Default: on, unless the listen address
+    /// is loopback (a local run over plain http, or behind a TLS proxy on the same host).
+    #[arg(long, env = "LINECHAT_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// The static files of the desk (vendored htmx, CSS, JS). Default: the source tree's
+    /// `assets/`; a release ships the directory and points this at it.
+    #[arg(long, env = "LINECHAT_ASSETS_DIR", default_value = DEFAULT_ASSETS_DIR)]
+    pub assets_dir: PathBuf,
 }
+
+/// `assets/` of the source tree this binary was built from.
+pub const DEFAULT_ASSETS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -150,7 +161,16 @@ pub struct Config {
     pub sweep_grace: Duration,
     /// How long a LINE call may take before it counts as a timeout.
     pub line_timeout: Duration,
+    /// Whether the session cookie is `Secure`.
+    pub secure_cookies: bool,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// Served at `/assets`.
+    pub assets_dir: PathBuf,
 }
+
+/// Default idle expiry of a session: a working day.
+pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// A start-up problem, shown to the operator as one line.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +250,11 @@ impl Config {
             sweep_interval: Duration::from_secs(1),
             sweep_grace: Duration::from_secs(5),
             line_timeout: Duration::from_secs(10),
+            secure_cookies: args
+                .secure_cookies
+                .unwrap_or(!std::net::SocketAddr::ip(&addr).is_loopback()),
+            session_idle: SESSION_IDLE,
+            assets_dir: args.assets_dir,
         })
     }
 
@@ -261,6 +286,10 @@ impl Config {
             sweep_interval: Duration::from_millis(200),
             sweep_grace: Duration::from_millis(500),
             line_timeout: Duration::from_secs(2),
+            // Tests speak plain http.
+            secure_cookies: false,
+            session_idle: SESSION_IDLE,
+            assets_dir: PathBuf::from(DEFAULT_ASSETS_DIR),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 mod text;
 
-pub use text::{OutgoingText, TextError};
+pub use text::{MAX_TEXT_UTF16, OutgoingText, TextError};
 
 /// Milliseconds since the Unix epoch: the one time unit of the store.
 pub fn now_ms() -> i64 {

@@ -1,24 +1,58 @@
 //! The HTTP surface: merges each audience's router and adds the shared layers.
+//!
+//! Layers, outermost first: tracing; the security headers; the session (cookie → record in
+//! the store); the CSRF check on every unsafe method (the webhook excepted). The request
+//! timeout wraps the ordinary routes only: the live routes hold connections open on purpose
+//! and bound themselves (they end on shutdown, and long-polls answer within 25 s).
 
+pub mod auth;
+pub mod csrf;
+pub mod live;
 mod ops;
+mod pages;
 pub mod webhook;
 
 use std::time::Duration;
 
-use axum::{Router, http::StatusCode};
-use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+use axum::{Router, http::StatusCode, middleware};
+use tower_http::{services::ServeDir, timeout::TimeoutLayer, trace::TraceLayer};
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use crate::app::AppState;
 
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "linechat_session";
+
 pub fn router(state: AppState) -> Router {
+    let sessions = SessionManagerLayer::new(state.auth.sessions.clone())
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        // Lax: a link from elsewhere still opens the desk signed in; a cross-site POST
+        // carries no cookie (and would lack the CSRF token anyway).
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.config.session_idle).unwrap_or(time::Duration::HOUR),
+        ));
+    let [csp, nosniff, referrer, frames] = csrf::security_headers();
     Router::new()
         .merge(webhook::router())
         .merge(ops::router())
-        .layer(TraceLayer::new_for_http())
-        // Ordinary requests never need long; live endpoints (later) set their own bounds.
+        .merge(auth::router())
+        .merge(pages::router())
+        .nest_service("/assets", ServeDir::new(&state.config.assets_dir))
+        // Ordinary requests never need long.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
+        .merge(live::router())
+        .layer(middleware::from_fn(csrf::require_token))
+        .layer(sessions)
+        .layer(csp)
+        .layer(nosniff)
+        .layer(referrer)
+        .layer(frames)
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

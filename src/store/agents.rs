@@ -74,6 +74,14 @@ pub async fn by_username(pool: &SqlitePool, username: &str) -> sqlx::Result<Opti
         .await
 }
 
+/// An active agent by id (a deactivated agent's session stops working at once).
+pub async fn active_by_id(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Agent>> {
+    sqlx::query_as("SELECT * FROM agents WHERE id = ? AND active = 1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 pub async fn count(pool: &SqlitePool) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM agents")
         .fetch_one(pool)

@@ -459,3 +459,11 @@ pub async fn all_in_conversation(
         .fetch_all(pool)
         .await
 }
+
+/// The message a client key was used for (a double submit finds the first one).
+pub async fn by_client_key(pool: &SqlitePool, client_key: &str) -> sqlx::Result<Option<Message>> {
+    sqlx::query_as("SELECT * FROM messages WHERE client_key = ?")
+        .bind(client_key)
+        .fetch_optional(pool)
+        .await
+}

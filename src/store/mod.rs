@@ -10,9 +10,11 @@
 
 pub mod agents;
 pub mod contacts;
+pub mod conversations;
 pub mod events;
 pub mod inbox;
 pub mod messages;
+pub mod sessions;
 pub mod settings;
 
 use std::{

@@ -247,3 +247,150 @@ impl TestApp {
         id
     }
 }
+
+/// A browser stand-in for the agent desk: keeps the session cookie, remembers the last CSRF
+/// token it saw in a page, never follows redirects (tests look at them).
+pub struct Browser {
+    pub http: reqwest::Client,
+    base: String,
+    cookie: std::sync::Mutex<Option<String>>,
+    pub csrf: std::sync::Mutex<Option<String>>,
+}
+
+impl Browser {
+    pub fn get_cookie(&self) -> Option<String> {
+        self.cookie.lock().unwrap().clone()
+    }
+
+    pub fn set_cookie(&self, value: Option<String>) {
+        *self.cookie.lock().unwrap() = value;
+    }
+
+    pub fn csrf(&self) -> String {
+        self.csrf
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a page with a CSRF token was loaded")
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(c) = self.get_cookie() {
+            r = r.header(
+                "cookie",
+                format!("{}={}", linechat::http::SESSION_COOKIE, c),
+            );
+        }
+        r
+    }
+
+    /// Sends and keeps what the response says about the session cookie.
+    pub async fn send(&self, r: reqwest::RequestBuilder) -> reqwest::Response {
+        let response = r.send().await.expect("request");
+        for value in response.headers().get_all("set-cookie") {
+            let value = value.to_str().unwrap();
+            let (pair, attrs) = value.split_once(';').unwrap_or((value, ""));
+            let (name, v) = pair.split_once('=').unwrap();
+            if name == linechat::http::SESSION_COOKIE {
+                let removed = attrs.contains("Max-Age=0") || v.is_empty();
+                self.set_cookie((!removed).then(|| v.to_owned()));
+            }
+        }
+        response
+    }
+
+    /// GETs a page; returns status and body, remembering its CSRF token.
+    pub async fn page(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let response = self.send(self.request(reqwest::Method::GET, path)).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        if let Some(token) = field_value(&body, "csrf") {
+            *self.csrf.lock().unwrap() = Some(token);
+        }
+        (status, body)
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.send(self.request(reqwest::Method::POST, path).form_body(form))
+            .await
+    }
+
+    /// Signs in through the login form; returns the POST's response.
+    pub async fn sign_in(&self, username: &str, password: &str) -> reqwest::Response {
+        let (status, _) = self.page("/login").await;
+        assert_eq!(status, 200);
+        let csrf = self.csrf();
+        self.post_form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+}
+
+/// The `value` of the first `<input name="NAME" …>` in `html`.
+pub fn field_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let start = html[..at].rfind('<')?;
+    let end = at + html[at..].find('>')?;
+    let tag = &html[start..end];
+    let v = tag.find("value=\"")? + 7;
+    Some(tag[v..v + tag[v..].find('"')?].to_owned())
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    pub fn browser(&self) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: format!("http://{}", self.addr),
+            cookie: Default::default(),
+            csrf: Default::default(),
+        }
+    }
+
+    /// Adds an agent with `PASSWORD`.
+    pub async fn add_agent(&self, username: &str) -> i64 {
+        let hash = linechat::password::hash(PASSWORD).unwrap();
+        linechat::store::agents::create(
+            self.pool(),
+            username,
+            &hash,
+            linechat::store::agents::Role::Agent,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A browser signed in as a new agent `username`.
+    pub async fn signed_in(&self, username: &str) -> Browser {
+        self.add_agent(username).await;
+        let b = self.browser();
+        let r = b.sign_in(username, PASSWORD).await;
+        assert_eq!(r.status(), 303, "sign-in redirects");
+        let (status, _) = b.page("/").await;
+        assert_eq!(status, 200);
+        b
+    }
+}
+
+/// `RequestBuilder::form` needs reqwest's `form` feature, which the crate does not use.
+pub trait FormBody {
+    fn form_body(self, form: &[(&str, &str)]) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body(self, form: &[(&str, &str)]) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).expect("a form encodes"))
+    }
+}

@@ -7,8 +7,11 @@
 mod helpers;
 mod line_events;
 
+mod auth;
 mod crash;
 mod delivery;
+mod desk;
 mod ingest;
+mod live;
 mod redis_faults;
 mod webhook;

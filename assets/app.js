@@ -1,0 +1,122 @@
+// linechat desk: the few behaviours htmx does not cover. No inline script anywhere (CSP).
+(function () {
+  "use strict";
+
+  // --- Composer: Enter sends, Shift+Enter breaks the line; characters left (UTF-16 units,
+  // as LINE counts); cleared after a successful send.
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    if (t.matches && t.matches(".composer textarea") && e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      if (t.value.trim() !== "") t.form.requestSubmit();
+    }
+  });
+  document.addEventListener("input", function (e) {
+    var t = e.target;
+    if (!(t.matches && t.matches(".composer textarea"))) return;
+    var counter = t.form.querySelector(".counter");
+    var left = Number(counter.dataset.max) - t.value.length;
+    counter.textContent = left;
+    counter.classList.toggle("over", left < 0);
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (form.id === "composer" && e.detail.successful) {
+      var ta = form.querySelector("textarea");
+      ta.value = "";
+      var err = document.getElementById("composer-error");
+      if (err) err.textContent = "";
+      ta.dispatchEvent(new Event("input", { bubbles: true }));
+      scrollThread();
+    }
+  });
+
+  // --- A message row can arrive twice: the sender's own reply comes in the POST answer and
+  // as a live event (in either order), and a reconnect may replay an event. The first copy
+  // stays; later copies are dropped. (Status changes replace the row in place, by id.)
+  function dedupeThreads() {
+    document.querySelectorAll(".thread").forEach(function (thread) {
+      var seen = {};
+      Array.prototype.slice.call(thread.children).forEach(function (row) {
+        if (!row.id) return;
+        if (seen[row.id]) row.remove(); else seen[row.id] = true;
+      });
+    });
+  }
+  document.addEventListener("htmx:afterSwap", dedupeThreads);
+  // A thread opened from the list starts at its newest message.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "thread-pane") scrollThread();
+  });
+  document.addEventListener("htmx:oobAfterSwap", dedupeThreads);
+  document.addEventListener("htmx:afterSettle", localTimes);
+  document.addEventListener("DOMContentLoaded", function () { localTimes(); scrollThread(); startLive(); });
+
+  function scrollThread() {
+    var thread = document.querySelector(".thread");
+    if (thread) thread.scrollTop = thread.scrollHeight;
+  }
+
+  function localTimes() {
+    document.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      el.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      el.title = d.toLocaleString();
+      el.dataset.local = "1";
+    });
+  }
+
+  // --- Live updates: SSE first; long-poll when EventSource is missing or keeps failing.
+  // Either way `cursor` is the last event id applied, so nothing is missed or doubled.
+  var cursor = null;
+
+  function apply(html) {
+    if (html) htmx.swap("#live-sink", html, { swapStyle: "none" });
+  }
+
+  function offline(on) {
+    var s = document.getElementById("live-status");
+    if (s) s.hidden = !on;
+  }
+
+  function startLive() {
+    var c = document.body.dataset.liveCursor;
+    if (c === undefined) return;
+    cursor = Number(c);
+    if (window.EventSource) sse(); else poll();
+  }
+
+  function sse() {
+    var failures = 0;
+    var es = new EventSource("/live/sse?after=" + cursor);
+    es.onopen = function () { failures = 0; offline(false); };
+    es.onmessage = function (e) {
+      if (e.lastEventId) cursor = Number(e.lastEventId);
+      apply(e.data);
+    };
+    es.onerror = function () {
+      failures += 1;
+      offline(true);
+      // The browser reconnects by itself with Last-Event-ID; after a few failures in a row
+      // (a proxy that buffers SSE, a server that keeps refusing) switch to long-poll.
+      if (failures >= 3) { es.close(); poll(); }
+    };
+  }
+
+  function poll() {
+    fetch("/live/poll?after=" + cursor, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) {
+        if (r.status === 401) { window.location = "/login"; return null; }
+        if (!r.ok) throw new Error("poll " + r.status);
+        var next = r.headers.get("x-live-cursor");
+        return r.text().then(function (html) {
+          apply(html);
+          if (next !== null) cursor = Number(next);
+          offline(false);
+          poll();
+        });
+      })
+      .catch(function () { offline(true); setTimeout(poll, 3000); });
+  }
+})();

@@ -1,0 +1,252 @@
+//! Sign-in, sign-out, first-run setup, and the `Agent` extractor.
+//!
+//! A session (tower-sessions, kept in the store) holds the signed-in agent's id and the CSRF
+//! token. The id is cycled at sign-in so a session id planted before it is worthless after
+//! (session fixation), and the CSRF token rotates with it. Failed sign-ins are throttled per
+//! account and per client address (`auth::LoginThrottle`).
+
+use std::{net::SocketAddr, sync::LazyLock};
+
+use axum::{
+    Form, Router,
+    extract::{ConnectInfo, FromRequestParts, Path, State},
+    http::{StatusCode, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::csrf::{self, session_error};
+use crate::{
+    app::AppState,
+    auth::throttle_keys,
+    error::{AppError, Result},
+    i18n::{Lang, Msg},
+    password,
+    store::agents::{self, Role},
+    views::login,
+};
+
+/// Session key of the signed-in agent's id.
+const AGENT_KEY: &str = "agent_id";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(sign_in))
+        .route("/logout", post(sign_out))
+        .route("/setup/{token}", get(setup_page).post(create_first_admin))
+}
+
+/// A signed-in, active agent, with the session's CSRF token for the forms it will render.
+/// Pages redirect to /login without one; htmx requests get `HX-Redirect` instead (a redirect
+/// would be followed by the XHR and swapped into the page).
+pub struct Agent {
+    pub agent: agents::Agent,
+    pub csrf: String,
+}
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let id: Option<i64> = session
+            .get(AGENT_KEY)
+            .await
+            .map_err(|e| session_error(e).into_response())?;
+        let Some(id) = id else {
+            return Err(to_login(parts));
+        };
+        let agent = agents::active_by_id(&state.store.pool, id)
+            .await
+            .map_err(|e| AppError::from(e).into_response())?;
+        let Some(agent) = agent else {
+            // Deactivated (or deleted) since signing in: the session ends here.
+            let _ = session.flush().await;
+            return Err(to_login(parts));
+        };
+        let csrf = csrf::token(&session)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Agent { agent, csrf })
+    }
+}
+
+fn to_login(parts: &Parts) -> Response {
+    if parts.headers.contains_key("hx-request") {
+        (StatusCode::UNAUTHORIZED, [("hx-redirect", "/login")]).into_response()
+    } else if parts.uri.path().starts_with("/live/") {
+        StatusCode::UNAUTHORIZED.into_response()
+    } else {
+        Redirect::to("/login").into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+async fn login_page(session: Session, lang: Lang) -> Result<Response> {
+    let csrf = csrf::token(&session).await?;
+    Ok(login::login(lang, &csrf, "", None).into_response())
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    session: Session,
+    lang: Lang,
+    ClientAddr(addr): ClientAddr,
+    Form(form): Form<Credentials>,
+) -> Result<Response> {
+    let keys = throttle_keys(&form.username, &addr);
+    let throttle = &state.auth.throttle;
+    let again = |status, msg| login_again(&session, lang, &form.username, status, msg);
+    if throttle.locked(&keys) {
+        tracing::warn!(%addr, "sign-in refused: too many failures");
+        return again(StatusCode::TOO_MANY_REQUESTS, Msg::TooManyAttempts).await;
+    }
+    let Some(agent) = check_password(&state, &form.username, &form.password).await? else {
+        throttle.failed(&keys);
+        tracing::info!(%addr, "sign-in failed");
+        return again(StatusCode::UNAUTHORIZED, Msg::BadCredentials).await;
+    };
+    throttle.succeeded(&keys[0]);
+    start_session(&session, agent.id).await?;
+    // A good moment to sweep: sign-ins are rare and the table is small.
+    let _ = state.auth.sessions.delete_expired().await;
+    tracing::info!(agent_id = agent.id, "signed in");
+    Ok(Redirect::to("/").into_response())
+}
+
+/// The login form again, with what went wrong.
+async fn login_again(
+    session: &Session,
+    lang: Lang,
+    username: &str,
+    status: StatusCode,
+    msg: Msg,
+) -> Result<Response> {
+    let csrf = csrf::token(session).await?;
+    Ok((status, login::login(lang, &csrf, username, Some(msg))).into_response())
+}
+
+/// The client's IP address as the socket saw it. (Behind a reverse proxy this is the proxy;
+/// trusting `X-Forwarded-For` needs a configured proxy list, which comes with deployment.)
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string()),
+        ))
+    }
+}
+
+/// A hash to verify against when the username is unknown, so both cases cost the same
+/// (an unknown name must not answer faster than a wrong password).
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    password::hash(&crate::app::random_token()).expect("hashing a random password")
+});
+
+/// The active agent if the password is theirs; argon2id runs on the blocking pool.
+async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<Option<agents::Agent>> {
+    let agent = agents::by_username(&state.store.pool, username)
+        .await?
+        .filter(|a| a.active == 1);
+    let hash = agent.as_ref().map(|a| a.password_hash.clone());
+    let password = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || {
+        let hash = hash.as_deref().unwrap_or(&DUMMY_HASH);
+        password::verify(&password, hash)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(agent.filter(|_| ok))
+}
+
+/// Signs `agent_id` in on this session: new session id, new CSRF token.
+async fn start_session(session: &Session, agent_id: i64) -> Result<()> {
+    session.cycle_id().await.map_err(session_error)?;
+    session
+        .insert(AGENT_KEY, agent_id)
+        .await
+        .map_err(session_error)?;
+    csrf::rotate(session).await?;
+    Ok(())
+}
+
+async fn sign_out(session: Session) -> Result<Redirect> {
+    session.flush().await.map_err(session_error)?;
+    Ok(Redirect::to("/login"))
+}
+
+async fn setup_page(
+    State(state): State<AppState>,
+    session: Session,
+    lang: Lang,
+    Path(token): Path<String>,
+) -> Result<Response> {
+    let csrf = csrf::token(&session).await?;
+    if !state.auth.setup.matches(&token) {
+        return Ok((StatusCode::NOT_FOUND, login::setup_gone(lang, &csrf)).into_response());
+    }
+    Ok(login::setup(lang, &csrf, &token, None).into_response())
+}
+
+/// Creates the first admin from the one-time link, and signs them in.
+async fn create_first_admin(
+    State(state): State<AppState>,
+    session: Session,
+    lang: Lang,
+    Path(token): Path<String>,
+    Form(form): Form<Credentials>,
+) -> Result<Response> {
+    let csrf = csrf::token(&session).await?;
+    let setup = &state.auth.setup;
+    if !setup.matches(&token) {
+        return Ok((StatusCode::NOT_FOUND, login::setup_gone(lang, &csrf)).into_response());
+    }
+    let username = form.username.trim();
+    let invalid = |msg: String| {
+        let page = login::setup(lang, &csrf, &token, Some(&msg));
+        Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+    };
+    if username.is_empty() {
+        return invalid(lang.t(Msg::Username).to_owned());
+    }
+    let hash = match password::hash_async(form.password).await {
+        Ok(h) => h,
+        Err(e) => return invalid(e.to_string()),
+    };
+    // Only one request can take the token, however many race here.
+    if !setup.take(&token) {
+        return Ok((StatusCode::NOT_FOUND, login::setup_gone(lang, &csrf)).into_response());
+    }
+    let id = match agents::create(&state.store.pool, username, &hash, Role::Admin).await {
+        Ok(id) => id,
+        Err(e) => {
+            setup.restore(token.clone());
+            return match e {
+                agents::CreateError::Taken(_) => invalid(e.to_string()),
+                agents::CreateError::Db(db) => Err(db.into()),
+            };
+        }
+    };
+    start_session(&session, id).await?;
+    tracing::info!(agent_id = id, "first admin created through the setup link");
+    Ok(Redirect::to("/").into_response())
+}

@@ -1,0 +1,17 @@
+//! The agent desk's screens, a file per screen. Every route here needs a signed-in `Agent`.
+
+mod inbox;
+mod reply;
+
+use axum::Router;
+
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().merge(inbox::router()).merge(reply::router())
+}
+
+/// Whether the request came from htmx (then only the fragment is rendered).
+fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key("hx-request") && !headers.contains_key("hx-history-restore-request")
+}

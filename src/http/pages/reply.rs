@@ -1,0 +1,171 @@
+//! `POST /conversations/{id}/messages` (an agent's reply) and `POST /messages/{id}/retry`.
+//!
+//! A reply is stored as a queued outgoing message (with its retry key and event-log line) in
+//! one transaction, then its id is enqueued for the delivery worker; the answer is the new
+//! message row, status "queued". The delivery status then arrives through the live channel.
+//! The form's one-use nonce becomes the message's client key, so a double submit (two clicks,
+//! a retried request) stores one message.
+
+use axum::{
+    Form, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use maud::html;
+use serde::Deserialize;
+
+use crate::{
+    app::AppState,
+    bus::Queue,
+    domain::{OutgoingText, TextError},
+    error::{AppError, Result},
+    http::auth::Agent,
+    i18n::{Lang, Msg},
+    store::{
+        contacts,
+        events::{self, EventKind},
+        messages::{self, NewOutgoing},
+    },
+    views::{ids, inbox::nonce_field, messages::message_row},
+    worker::delivery::queue_message,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/conversations/{id}/messages", post(send_reply))
+        .route("/messages/{id}/retry", post(retry_message))
+}
+
+#[derive(Deserialize)]
+struct ReplyForm {
+    text: String,
+    nonce: String,
+}
+
+async fn send_reply(
+    State(state): State<AppState>,
+    agent: Agent,
+    lang: Lang,
+    Path(conversation_id): Path<i64>,
+    Form(form): Form<ReplyForm>,
+) -> Result<Response> {
+    let text = match OutgoingText::parse(&form.text) {
+        Ok(text) => text,
+        Err(e) => return Ok(refused(lang, e)),
+    };
+    if form.nonce.is_empty()
+        || form.nonce.len() > 64
+        || !form.nonce.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(AppError::Invalid("bad form nonce".into()));
+    }
+    contacts::conversation(&state.store.pool, conversation_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let client_key = format!("desk:{}:{}", agent.agent.id, form.nonce);
+    let body = serde_json::json!({ "type": "text", "text": text.as_str() }).to_string();
+    let mut tx = state.store.pool.begin().await?;
+    let queued = queue_message(
+        &mut tx,
+        &NewOutgoing {
+            conversation_id,
+            kind: "text",
+            body: &body,
+            text: Some(text.as_str()),
+            agent_id: Some(agent.agent.id),
+            client_key: Some(&client_key),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let id = match queued {
+        Some((id, event_id)) => {
+            announce(&state, id, event_id).await;
+            id
+        }
+        // A double submit: answer with the message the first one stored.
+        None => {
+            messages::by_client_key(&state.store.pool, &client_key)
+                .await?
+                .ok_or(AppError::NotFound)?
+                .id
+        }
+    };
+    let message = messages::get(&state.store.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let next_nonce = crate::app::random_token();
+    Ok(html! {
+        (message_row(lang, &message, &agent.csrf, None))
+        (nonce_field(&next_nonce, true))
+    }
+    .into_response())
+}
+
+/// A reply LINE would not take: 422 with the reason, shown under the composer.
+fn refused(lang: Lang, e: TextError) -> Response {
+    let reason = match e {
+        TextError::Empty => Msg::ReplyEmpty,
+        TextError::TooLong(_) => Msg::ReplyTooLong,
+    };
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        [
+            ("hx-retarget", format!("#{}", ids::COMPOSER_ERROR)),
+            ("hx-reswap", "innerHTML".to_owned()),
+        ],
+        html! { (lang.t(reason)) },
+    )
+        .into_response()
+}
+
+/// The agent's Retry on a failed message: queued again (same retry key, so LINE can never
+/// get it twice), announced, enqueued.
+async fn retry_message(
+    State(state): State<AppState>,
+    agent: Agent,
+    lang: Lang,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let message = messages::get(&state.store.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let mut tx = state.store.pool.begin().await?;
+    if messages::requeue_failed(&mut tx, id).await? {
+        let data = serde_json::json!({ "status": "queued", "error": null }).to_string();
+        let event_id = events::append(
+            &mut tx,
+            EventKind::MessageUpdated,
+            Some(message.conversation_id),
+            Some(id),
+            Some(&data),
+        )
+        .await?;
+        tx.commit().await?;
+        announce(&state, id, event_id).await;
+    }
+    let message = messages::get(&state.store.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(message_row(lang, &message, &agent.csrf, None).into_response())
+}
+
+/// Hands a committed message to the delivery worker and wakes the live hubs. Failures are
+/// logged, not returned: the row is durable and the sweeper enqueues it once the bus is back.
+async fn announce(state: &AppState, id: i64, event_id: i64) {
+    if let Err(e) = state.bus.enqueue(Queue::Delivery, vec![id]).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            message_id = id,
+            "reply stored, not enqueued; the sweeper will"
+        );
+    }
+    if let Err(e) = state.bus.publish(event_id).await {
+        tracing::debug!(
+            error = format!("{e:#}"),
+            "notice not published; the hub polls"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The string catalogue: every word the desk shows, in English and Traditional Chinese (zh-TW).
+//!
+//! Templates never hold literal text; they call `lang.t(Msg::…)`. A new string is a new `Msg`
+//! variant, and the `match` in `t` will not compile until both languages have it.
+//! The language comes from `Accept-Language` (the `Lang` extractor); an agent's own choice
+//! (`agents.language`) overrides it once the settings page exists.
+
+use std::convert::Infallible;
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lang {
+    #[default]
+    En,
+    ZhTw,
+}
+
+/// Every user-visible string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Msg {
+    AppName,
+    SignIn,
+    SignOut,
+    Username,
+    Password,
+    BadCredentials,
+    TooManyAttempts,
+    SetupTitle,
+    SetupIntro,
+    SetupCreate,
+    SetupGone,
+    Conversations,
+    NoConversations,
+    PickConversation,
+    Send,
+    ComposerPlaceholder,
+    ComposerHint,
+    ReplyEmpty,
+    ReplyTooLong,
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+    Retry,
+    Unsent,
+    Sticker,
+    Image,
+    Video,
+    Audio,
+    File,
+    Location,
+    Postback,
+    Followed,
+    Unfollowed,
+    BotJoined,
+    BotLeft,
+    MemberJoined,
+    MemberLeft,
+    OtherKind,
+    LiveOffline,
+}
+
+impl Lang {
+    /// The first supported language in an `Accept-Language` value, honouring q-weights;
+    /// English when none matches. Any `zh` other than simplified (`zh-CN`, `zh-SG`,
+    /// `zh-Hans`) maps to zh-TW, the only Chinese we carry.
+    pub fn from_accept_language(header: &str) -> Self {
+        let mut best: Option<(f32, Lang)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse().ok()))
+                .unwrap_or(1.0_f32);
+            let lang = if tag == "en" || tag.starts_with("en-") {
+                Lang::En
+            } else if (tag == "zh" || tag.starts_with("zh-"))
+                && !["zh-cn", "zh-sg", "zh-hans"]
+                    .iter()
+                    .any(|s| tag.starts_with(s))
+            {
+                Lang::ZhTw
+            } else {
+                continue;
+            };
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or_default()
+    }
+
+    /// The BCP 47 tag for `<html lang>`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhTw => "zh-Hant-TW",
+        }
+    }
+
+    pub fn t(self, msg: Msg) -> &'static str {
+        use Msg::*;
+        let (en, zh) = match msg {
+            AppName => ("linechat", "linechat"),
+            SignIn => ("Sign in", "登入"),
+            SignOut => ("Sign out", "登出"),
+            Username => ("Username", "帳號"),
+            Password => ("Password", "密碼"),
+            BadCredentials => ("Wrong username or password.", "帳號或密碼錯誤。"),
+            TooManyAttempts => (
+                "Too many failed attempts. Try again in 15 minutes.",
+                "嘗試次數過多，請 15 分鐘後再試。",
+            ),
+            SetupTitle => ("Create the first admin", "建立第一位管理員"),
+            SetupIntro => (
+                "No agent exists yet. Choose the administrator's username and password (at least 8 characters).",
+                "目前還沒有任何客服人員。請設定管理員的帳號與密碼（至少 8 個字元）。",
+            ),
+            SetupCreate => ("Create admin", "建立管理員"),
+            SetupGone => (
+                "This setup link has already been used.",
+                "此設定連結已使用過。",
+            ),
+            Conversations => ("Conversations", "對話"),
+            NoConversations => ("No conversations yet.", "目前沒有對話。"),
+            PickConversation => ("Pick a conversation on the left.", "請從左側選擇一個對話。"),
+            Send => ("Send", "送出"),
+            ComposerPlaceholder => (
+                "Write a reply… (Enter sends, Shift+Enter for a new line)",
+                "輸入回覆…（Enter 送出，Shift+Enter 換行）",
+            ),
+            ComposerHint => ("characters left", "剩餘字數"),
+            ReplyEmpty => ("Write something first.", "請先輸入訊息。"),
+            ReplyTooLong => (
+                "The message is longer than LINE's 5,000-character limit.",
+                "訊息超過 LINE 的 5,000 字上限。",
+            ),
+            Queued => ("queued", "排隊中"),
+            Sending => ("sending", "傳送中"),
+            Sent => ("sent ✓", "已送出 ✓"),
+            Failed => ("failed", "傳送失敗"),
+            Retry => ("Retry", "重試"),
+            Unsent => ("(message unsent)", "（訊息已收回）"),
+            Sticker => ("[sticker]", "［貼圖］"),
+            Image => ("[image]", "［圖片］"),
+            Video => ("[video]", "［影片］"),
+            Audio => ("[audio]", "［語音］"),
+            File => ("[file]", "［檔案］"),
+            Location => ("[location]", "［位置］"),
+            Postback => ("[button tapped]", "［點選按鈕］"),
+            Followed => ("added the account as a friend", "加入好友"),
+            Unfollowed => ("blocked the account", "封鎖了帳號"),
+            BotJoined => ("the account joined the chat", "帳號加入了聊天"),
+            BotLeft => ("the account left the chat", "帳號離開了聊天"),
+            MemberJoined => ("a member joined", "有成員加入"),
+            MemberLeft => ("a member left", "有成員離開"),
+            OtherKind => ("[unsupported message]", "［不支援的訊息］"),
+            LiveOffline => ("Reconnecting…", "重新連線中…"),
+        };
+        match self {
+            Lang::En => en,
+            Lang::ZhTw => zh,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(Lang::from_accept_language)
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_by_accept_language() {
+        assert_eq!(
+            Lang::from_accept_language("zh-TW,zh;q=0.9,en;q=0.8"),
+            Lang::ZhTw
+        );
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(Lang::from_accept_language("fr, zh-Hant;q=0.5"), Lang::ZhTw);
+        assert_eq!(
+            Lang::from_accept_language("en;q=0.4, zh-TW;q=0.8"),
+            Lang::ZhTw
+        );
+        assert_eq!(Lang::from_accept_language("zh-CN"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+    }
+
+    #[test]
+    fn both_languages_differ_where_it_matters() {
+        assert_ne!(Lang::En.t(Msg::SignIn), Lang::ZhTw.t(Msg::SignIn));
+    }
+}

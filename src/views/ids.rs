@@ -1,0 +1,24 @@
+//! Element ids that `hx-target`, out-of-band swaps and `assets/app.js` depend on.
+
+/// The conversation list (`<ul>`).
+pub const CONVERSATION_LIST: &str = "conversation-list";
+/// The thread pane (right of the list).
+pub const THREAD_PANE: &str = "thread-pane";
+/// The composer's one-use nonce field, replaced after each send.
+pub const COMPOSER_NONCE: &str = "composer-nonce";
+/// Where a refused reply's reason is shown.
+pub const COMPOSER_ERROR: &str = "composer-error";
+/// Where live fragments are swapped (they only carry out-of-band parts).
+pub const LIVE_SINK: &str = "live-sink";
+
+pub fn conversation_row(id: i64) -> String {
+    format!("conv-{id}")
+}
+
+pub fn thread(conversation_id: i64) -> String {
+    format!("thread-{conversation_id}")
+}
+
+pub fn message(id: i64) -> String {
+    format!("msg-{id}")
+}

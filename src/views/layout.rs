@@ -1,0 +1,62 @@
+//! The page shell: head (assets, CSP-friendly htmx config), header bar, and the body's
+//! CSRF header for every htmx request.
+
+use maud::{DOCTYPE, Markup, html};
+
+use crate::i18n::{Lang, Msg};
+
+/// What the shell needs besides the page's own markup.
+pub struct Shell<'a> {
+    pub lang: Lang,
+    pub title: &'a str,
+    /// The session's CSRF token; htmx sends it as `x-csrf-token` on every request.
+    pub csrf: &'a str,
+    /// The signed-in agent's display name, if any.
+    pub agent: Option<&'a str>,
+    /// The live cursor (event id) the page was rendered at; `None` = no live updates.
+    pub live_cursor: Option<i64>,
+}
+
+/// htmx settings: no injected `<style>` (our CSP has no inline styles), no `eval` (no
+/// inline script either), and 422 answers are swapped (a refused form says why, retargeted
+/// by the server with `HX-Retarget`); other errors are not.
+const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"422","swap":true},{"code":"[45]..","swap":false,"error":true}]}"#;
+
+pub fn page(shell: &Shell<'_>, body: Markup) -> Markup {
+    let lang = shell.lang;
+    let headers = serde_json::json!({ "x-csrf-token": shell.csrf }).to_string();
+    html! {
+        (DOCTYPE)
+        html lang=(lang.tag()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="htmx-config" content=(HTMX_CONFIG);
+                title { (shell.title) " · " (lang.t(Msg::AppName)) }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/htmx.min.js" defer {}
+                script src="/assets/htmx-ext-sse.js" defer {}
+                script src="/assets/app.js" defer {}
+            }
+            body hx-headers=(headers) data-live-cursor=[shell.live_cursor] {
+                header.topbar {
+                    span.brand { (lang.t(Msg::AppName)) }
+                    @if let Some(name) = shell.agent {
+                        span.who { (name) }
+                        form.signout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(shell.csrf);
+                            button type="submit" { (lang.t(Msg::SignOut)) }
+                        }
+                    }
+                    @if shell.live_cursor.is_some() {
+                        span id="live-status" hidden { (lang.t(Msg::LiveOffline)) }
+                    }
+                }
+                (body)
+                @if shell.live_cursor.is_some() {
+                    div id=(super::ids::LIVE_SINK) hidden {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! One line of a thread: a customer's message, an agent's reply with its delivery status, or
+//! a quiet system line. Media are shown as labels for now (with their text, if any).
+
+use maud::{Markup, Render, html};
+
+use super::ids;
+use crate::{
+    i18n::{Lang, Msg},
+    store::messages::Message,
+};
+
+/// A time as `<time>`: UTC in the markup, turned into the agent's local time by `app.js`.
+pub struct Timestamp(pub i64);
+
+impl Render for Timestamp {
+    fn render(&self) -> Markup {
+        let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let iso = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            when.year(),
+            u8::from(when.month()),
+            when.day(),
+            when.hour(),
+            when.minute(),
+            when.second()
+        );
+        html! { time datetime=(iso) { (format!("{:02}:{:02}", when.hour(), when.minute())) } }
+    }
+}
+
+/// The label of a non-text kind (system lines included).
+fn kind_label(kind: &str) -> Msg {
+    match kind {
+        "sticker" => Msg::Sticker,
+        "image" => Msg::Image,
+        "video" => Msg::Video,
+        "audio" => Msg::Audio,
+        "file" => Msg::File,
+        "location" => Msg::Location,
+        "postback" => Msg::Postback,
+        "follow" => Msg::Followed,
+        "unfollow" => Msg::Unfollowed,
+        "join" => Msg::BotJoined,
+        "leave" => Msg::BotLeft,
+        "member_joined" => Msg::MemberJoined,
+        "member_left" => Msg::MemberLeft,
+        _ => Msg::OtherKind,
+    }
+}
+
+/// The preview of a message for the conversation list.
+pub fn preview(lang: Lang, kind: &str, text: Option<&str>) -> String {
+    match (kind, text) {
+        ("text", Some(t)) => t.chars().take(80).collect(),
+        (_, _) => lang.t(kind_label(kind)).to_owned(),
+    }
+}
+
+/// A message row; `oob` adds `hx-swap-oob` (a live update replacing the row in place).
+pub fn message_row(lang: Lang, m: &Message, csrf: &str, oob: Option<&str>) -> Markup {
+    let id = ids::message(m.id);
+    html! {
+        div id=(id) class={ "msg " (m.direction) } hx-swap-oob=[oob] {
+            @if m.direction == "system" {
+                span.system { (lang.t(kind_label(&m.kind))) " · " (Timestamp(m.created_at)) }
+            } @else {
+                div.bubble { (content(lang, m)) }
+                div.meta {
+                    (Timestamp(m.created_at))
+                    @if m.direction == "out" { " " (status(lang, m, csrf)) }
+                }
+            }
+        }
+    }
+}
+
+fn content(lang: Lang, m: &Message) -> Markup {
+    if m.status == "unsent" {
+        return html! { em { (lang.t(Msg::Unsent)) } };
+    }
+    match (m.kind.as_str(), m.text.as_deref()) {
+        ("text", Some(text)) => html! { (text) },
+        (kind, text) => html! {
+            span.kind { (lang.t(kind_label(kind))) }
+            @if let Some(t) = text { " " (t) }
+        },
+    }
+}
+
+fn status(lang: Lang, m: &Message, csrf: &str) -> Markup {
+    let label = match m.status.as_str() {
+        "queued" => Msg::Queued,
+        "sending" => Msg::Sending,
+        "sent" => Msg::Sent,
+        _ => Msg::Failed,
+    };
+    html! {
+        span class={ "status " (m.status) } { (lang.t(label)) }
+        @if m.status == "failed" {
+            @if let Some(e) = &m.last_error { " " span.error { (e) } }
+            form.retry hx-post={ "/messages/" (m.id) "/retry" } hx-target={ "#" (ids::message(m.id)) }
+                hx-swap="outerHTML" method="post" action={ "/messages/" (m.id) "/retry" } {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { (lang.t(Msg::Retry)) }
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Maud views: pages and fragments. Views take borrowed view data and a `Lang`; they never
+//! query the store or see `AppState`. Every visible string comes from `i18n`; user data is
+//! only ever interpolated with Maud's escaping (never `PreEscaped`).
+
+pub mod ids;
+pub mod inbox;
+pub mod layout;
+pub mod live;
+pub mod login;
+pub mod messages;
