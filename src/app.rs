@@ -83,7 +83,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let latest = store::events::latest_id(&store.pool).await?;
     let hub = LiveHub::new(store.pool.clone(), latest);
     let auth = AuthHandles {
-        sessions: SqliteSessionStore::new(store.pool.clone()),
+        sessions: SqliteSessionStore::new(store.clone()),
         throttle: LoginThrottle::default(),
         setup: SetupLink::new(first_run_token(&store, &config).await?),
     };

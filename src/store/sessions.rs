@@ -7,7 +7,6 @@
 //! `http::auth`; this module only persists records.
 
 use async_trait::async_trait;
-use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use tower_sessions::{
     SessionStore,
@@ -15,25 +14,36 @@ use tower_sessions::{
     session_store::{Error, Result},
 };
 
+use super::Store;
 use crate::domain::now_ms;
 
-#[derive(Clone, Debug)]
+/// Writes go through the store's write gate like every other writer of the process.
+#[derive(Clone)]
 pub struct SqliteSessionStore {
-    pool: SqlitePool,
+    store: Store,
+}
+
+impl std::fmt::Debug for SqliteSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteSessionStore")
+    }
 }
 
 impl SqliteSessionStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 
     /// Removes every expired session; run now and then (sign-in does).
     pub async fn delete_expired(&self) -> sqlx::Result<u64> {
-        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        let mut tx = self.store.write().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected())
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 }
 
@@ -51,6 +61,7 @@ impl SessionStore for SqliteSessionStore {
     /// rather than overwriting someone else's session.
     async fn create(&self, record: &mut Record) -> Result<()> {
         let data = serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
+        let mut tx = self.store.write().await.map_err(backend)?;
         loop {
             let inserted = sqlx::query(
                 "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?)
@@ -59,12 +70,12 @@ impl SessionStore for SqliteSessionStore {
             .bind(record.id.to_string())
             .bind(&data)
             .bind(expiry_ms(record))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?
             .rows_affected();
             if inserted == 1 {
-                return Ok(());
+                return tx.commit().await.map_err(backend);
             }
             record.id = Id::default();
         }
@@ -72,6 +83,7 @@ impl SessionStore for SqliteSessionStore {
 
     async fn save(&self, record: &Record) -> Result<()> {
         let data = serde_json::to_string(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
+        let mut tx = self.store.write().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
@@ -79,10 +91,10 @@ impl SessionStore for SqliteSessionStore {
         .bind(record.id.to_string())
         .bind(data)
         .bind(expiry_ms(record))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
@@ -90,7 +102,7 @@ impl SessionStore for SqliteSessionStore {
             sqlx::query_as("SELECT data, expires_at FROM sessions WHERE id = ? AND expires_at > ?")
                 .bind(id.to_string())
                 .bind(now_ms())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.store.pool)
                 .await
                 .map_err(backend)?;
         let Some((data, expires_at)) = row else {
@@ -107,12 +119,13 @@ impl SessionStore for SqliteSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
+        let mut tx = self.store.write().await.map_err(backend)?;
         sqlx::query("DELETE FROM sessions WHERE id = ?")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 }
 
@@ -137,14 +150,14 @@ mod tests {
     async fn records_survive_a_reopen_and_expire() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let store = SqliteSessionStore::new(Store::open(&url, dir.path()).await.unwrap().pool);
+        let store = SqliteSessionStore::new(Store::open(&url, dir.path()).await.unwrap());
         let mut live = record(Duration::hours(1));
         store.create(&mut live).await.unwrap();
         let mut stale = record(Duration::seconds(-1));
         store.create(&mut stale).await.unwrap();
 
         // A new pool on the same file: what a restarted process sees.
-        let reopened = SqliteSessionStore::new(Store::open(&url, dir.path()).await.unwrap().pool);
+        let reopened = SqliteSessionStore::new(Store::open(&url, dir.path()).await.unwrap());
         let loaded = reopened.load(&live.id).await.unwrap().expect("kept");
         assert_eq!(loaded.data, live.data);
         assert_eq!(

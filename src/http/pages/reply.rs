@@ -66,7 +66,7 @@ async fn send_reply(
         .ok_or(AppError::NotFound)?;
     let client_key = format!("desk:{}:{}", agent.agent.id, form.nonce);
     let body = serde_json::json!({ "type": "text", "text": text.as_str() }).to_string();
-    let mut tx = state.store.pool.begin().await?;
+    let mut tx = state.store.write().await?;
     let queued = queue_message(
         &mut tx,
         &NewOutgoing {
@@ -132,7 +132,7 @@ async fn retry_message(
     let message = messages::get(&state.store.pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let mut tx = state.store.pool.begin().await?;
+    let mut tx = state.store.write().await?;
     if messages::requeue_failed(&mut tx, id).await? {
         let data = serde_json::json!({ "status": "queued", "error": null }).to_string();
         let event_id = events::append(
