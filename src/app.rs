@@ -50,6 +50,7 @@ pub struct WebhookSecret(pub Secret);
 
 /// Opens everything the process needs. Errors here stop start-up with one clear line.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
+    crate::telemetry::handle();
     let store = Store::open(&config.database_url, &config.data_dir).await?;
     let bus = bus::connect(&config).await?;
     let (secret, token, sandbox, api_base, data_base) = match &config.line {

@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Ceiling on requests per second to LINE's send endpoints (LINE allows 2,000/s).
     #[arg(long, env = "LINECHAT_DELIVERY_RATE", default_value_t = 1500)]
     pub delivery_rate: u32,
+    /// Bearer token that `GET /metrics` requires; unset = /metrics is off (404).
+    #[arg(long, env = "LINECHAT_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Mark the session cookie `Secure` (HTTPS only). Default: on, unless the listen address
     /// is loopback (a local run over plain http, or behind a TLS proxy on the same host).
     #[arg(long, env = "LINECHAT_SECURE_COOKIES")]
@@ -163,6 +166,8 @@ pub struct Config {
     pub line_timeout: Duration,
     /// Whether the session cookie is `Secure`.
     pub secure_cookies: bool,
+    /// The bearer token `/metrics` requires (`None`: metrics are not served).
+    pub metrics_token: Option<Secret>,
     /// A session ends after this long without a request.
     pub session_idle: Duration,
     /// Served at `/assets`.
@@ -254,6 +259,10 @@ impl Config {
                 .secure_cookies
                 .unwrap_or(!std::net::SocketAddr::ip(&addr).is_loopback()),
             session_idle: SESSION_IDLE,
+            metrics_token: args
+                .metrics_token
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
             assets_dir: args.assets_dir,
         })
     }
@@ -288,6 +297,7 @@ impl Config {
             line_timeout: Duration::from_secs(2),
             // Tests speak plain http.
             secure_cookies: false,
+            metrics_token: Some(Secret::new("test-metrics-token")),
             session_idle: SESSION_IDLE,
             assets_dir: PathBuf::from(DEFAULT_ASSETS_DIR),
         }

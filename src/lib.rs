@@ -14,6 +14,7 @@
 //! - `worker`: ingest, delivery, media, profiles, sweeper.
 //! - `domain`: validated inputs and rules with no I/O.
 //! - `password`: argon2id hashing.
+//! - `telemetry`: Prometheus metrics.
 
 pub mod app;
 pub mod auth;
@@ -28,5 +29,6 @@ pub mod i18n;
 pub mod line;
 pub mod password;
 pub mod store;
+pub mod telemetry;
 pub mod views;
 pub mod worker;

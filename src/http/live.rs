@@ -62,6 +62,8 @@ async fn stream_events(
         .and_then(|v| v.trim().parse::<i64>().ok());
     let cursor = resume.or(q.after).unwrap_or_else(|| state.hub.latest());
     let shutdown = state.workers.shutdown.clone().cancelled_owned();
+    // Counted while the stream lives: the guard moves into the stream and drops with it.
+    let open = crate::telemetry::LiveConnection::open("sse", agent.agent.id);
     let csrf = agent.csrf;
     let batches = stream::unfold((state, cursor), move |(state, cursor)| {
         let csrf = csrf.clone();
@@ -84,7 +86,10 @@ async fn stream_events(
     });
     let events = batches
         .flatten()
-        .map(Ok::<_, Infallible>)
+        .map(move |event| {
+            let _ = &open;
+            Ok::<_, Infallible>(event)
+        })
         .take_until(shutdown);
     Sse::new(events)
         .keep_alive(KeepAlive::default())
@@ -118,6 +123,7 @@ async fn poll_events(
 ) -> Result<Response> {
     let cursor = q.after.unwrap_or_else(|| state.hub.latest());
     let token = state.workers.shutdown.clone();
+    let _open = crate::telemetry::LiveConnection::open("long_poll", agent.agent.id);
     let events = tokio::select! {
         _ = token.cancelled() => Vec::new(),
         events = state.hub.events_since(cursor, HOLD) => events?,

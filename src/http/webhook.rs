@@ -6,11 +6,15 @@
 //! 2xx goes out only after the events are committed (promise 1); the work itself is left to
 //! the ingest worker, so LINE's 2-second budget is never spent on LINE calls or rendering.
 
+use std::time::Instant;
+
 use axum::{
     Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderMap, StatusCode, header},
+    middleware::{self, Next},
+    response::Response,
     routing::post,
 };
 
@@ -31,6 +35,28 @@ pub fn router() -> Router<AppState> {
         .route("/line/webhook", post(receive))
         // Larger bodies are refused with 413 before they are read whole.
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Outside the limit, so refusals of every kind are counted too.
+        .layer(middleware::from_fn(observe))
+}
+
+/// Counts each webhook by outcome and times the ones acknowledged.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let outcome = match response.status() {
+        StatusCode::OK => {
+            crate::telemetry::webhook_ack(started.elapsed());
+            "ok"
+        }
+        StatusCode::UNAUTHORIZED => "bad_signature",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::BAD_REQUEST => "bad_json",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_type",
+        StatusCode::SERVICE_UNAVAILABLE => "store_unavailable",
+        _ => "other",
+    };
+    crate::telemetry::webhook_request(outcome);
+    response
 }
 
 async fn receive(
@@ -70,6 +96,7 @@ async fn receive(
         );
         AppError::Unavailable("the store is not taking writes; try again")
     })?;
+    crate::telemetry::webhook_events(outcome.new_ids.len(), outcome.duplicates);
     if outcome.duplicates > 0 {
         tracing::debug!(
             duplicates = outcome.duplicates,

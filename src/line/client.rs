@@ -359,7 +359,10 @@ fn log_call(
     result: &Result<reqwest::Response, reqwest::Error>,
     started: std::time::Instant,
 ) {
-    let ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let ms = elapsed.as_millis() as u64;
+    let status = result.as_ref().ok().map(|r| r.status().as_u16());
+    crate::telemetry::line_call(endpoint_label(path), status, elapsed);
     match result {
         Ok(r) => tracing::debug!(
             method,
@@ -382,6 +385,21 @@ fn log_call(
             connect = e.is_connect(),
             "LINE call failed"
         ),
+    }
+}
+
+/// A low-cardinality name for a path (ids stripped), for metrics.
+fn endpoint_label(path: &str) -> &'static str {
+    match path {
+        "/v2/bot/message/push" => "push",
+        "/v2/bot/message/reply" => "reply",
+        "/v2/bot/chat/loading/start" => "loading",
+        "/v2/bot/chat/markAsRead" => "mark_as_read",
+        p if p.starts_with("/v2/bot/profile/") => "profile",
+        p if p.ends_with("/summary") => "group_summary",
+        p if p.contains("/member/") => "member_profile",
+        p if p.ends_with("/content") => "content",
+        _ => "other",
     }
 }
 

@@ -148,6 +148,7 @@ pub struct InboxRow {
     pub id: i64,
     pub webhook_event_id: String,
     pub payload: String,
+    pub received_at: i64,
 }
 
 /// Claims pending rows inside the caller's transaction by marking them done up front: if the
@@ -164,7 +165,7 @@ pub async fn claim(conn: &mut Conn, ids: &[i64]) -> sqlx::Result<Vec<InboxRow>> 
     for id in ids {
         list.push_bind(*id);
     }
-    query.push(") RETURNING id, webhook_event_id, payload");
+    query.push(") RETURNING id, webhook_event_id, payload, received_at");
     let mut rows: Vec<InboxRow> = query.build_query_as().fetch_all(&mut *conn).await?;
     rows.sort_by_key(|r| r.id);
     Ok(rows)

@@ -150,6 +150,7 @@ async fn finish(
     let mut retry_in = None;
     let ev = match outcome {
         Ok((via, sent)) => {
+            crate::telemetry::delivery("sent", Some(if sent.already_accepted { 409 } else { 200 }));
             messages::mark_sent(
                 &mut tx,
                 claimed.id,
@@ -176,6 +177,7 @@ async fn finish(
                 )
                 .await?;
                 retry_in = Some(delay);
+                crate::telemetry::delivery("retry", e.status());
                 tracing::info!(
                     message_id = claimed.id,
                     attempt = claimed.attempts,
@@ -186,6 +188,7 @@ async fn finish(
                 status_event(&mut tx, claimed, "queued", Some(&reason)).await?
             } else {
                 messages::mark_failed(&mut tx, claimed.id, &reason).await?;
+                crate::telemetry::delivery("failed", e.status());
                 tracing::warn!(
                     message_id = claimed.id,
                     attempt = claimed.attempts,

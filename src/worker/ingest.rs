@@ -104,6 +104,8 @@ struct Effects {
     deliveries: Vec<i64>,
     media: Vec<i64>,
     profiles: Vec<super::profiles::ProfileJob>,
+    /// (event type, when its webhook was received), for metrics.
+    ingested: Vec<(String, i64)>,
 }
 
 impl Effects {
@@ -129,6 +131,9 @@ impl Effects {
                 error = format!("{e:#}"),
                 "notice not published; the hub polls"
             );
+        }
+        for (event_type, received_at) in &self.ingested {
+            crate::telemetry::event_ingested(event_type, *received_at);
         }
         super::profiles::refresh_all(state, self.profiles);
     }
@@ -170,6 +175,9 @@ async fn apply_batch(state: &AppState, ids: &[i64]) -> anyhow::Result<Effects> {
                     row.webhook_event_id
                 )
             })?;
+        effects
+            .ingested
+            .push((event.type_name().to_owned(), row.received_at));
     }
     tx.commit().await.context("commit ingest")?;
     Ok(effects)

@@ -13,5 +13,6 @@ mod delivery;
 mod desk;
 mod ingest;
 mod live;
+mod ops;
 mod redis_faults;
 mod webhook;
