@@ -147,3 +147,103 @@ async fn kill9_after_acks(bus: Bus) {
 crate::both_buses!(acked_webhooks_survive_kill_9, |bus| async move {
     kill9_after_acks(bus).await;
 });
+
+/// Graceful shutdown: SIGTERM in the middle of a stream of webhooks whose follow events each
+/// queue a welcome message. Every acknowledged webhook is stored once, every welcome reaches
+/// LINE once (by retry key or reply token), and the process exits promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_loses_nothing_and_sends_nothing_twice() {
+    let fake = FakeLine::new(TOKEN);
+    let base = fake.spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = start_binary(port, dir.path(), &base, None);
+    let http = reqwest::Client::new();
+    wait_healthy(&http, port).await;
+
+    let url = format!("http://127.0.0.1:{port}/line/webhook");
+    let send = |i: usize| {
+        let follow = crate::line_events::event(
+            "follow",
+            crate::line_events::from_user(&user(1000 + i as u32)),
+            serde_json::json!({ "follow": { "isUnblocked": false } }),
+        );
+        let payload = body(vec![follow]);
+        let signature = linechat::line::webhook::sign(SECRET, payload.as_bytes());
+        let request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-line-signature", signature)
+            .body(payload);
+        async move { request.send().await.is_ok_and(|r| r.status() == 200) }
+    };
+    let mut acked = 0usize;
+    let mut stopped_at = None;
+    for round in 0..20 {
+        if round == 10 {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            stopped_at = Some(std::time::Instant::now());
+        }
+        let results = futures::future::join_all((0..10).map(|k| send(round * 10 + k))).await;
+        acked += results.into_iter().filter(|ok| *ok).count();
+    }
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = stopped_at.unwrap().elapsed();
+    eprintln!(
+        "graceful shutdown: exited {exit:?} {took:?} after SIGTERM; {acked} webhooks acknowledged"
+    );
+    assert!(took < Duration::from_secs(20), "shutdown is bounded");
+    assert!(acked >= 100, "the webhooks before SIGTERM were answered");
+
+    // Restart: whatever was acknowledged is there once, and every welcome is sent once.
+    let mut child = start_binary(port, dir.path(), &base, None);
+    wait_healthy(&http, port).await;
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("linechat.db").display()
+    ))
+    .await
+    .unwrap();
+    eventually(
+        "every acknowledged follow is stored and its welcome sent",
+        Duration::from_secs(30),
+        || async {
+            let stored: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE kind = 'follow'")
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+            let sent: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM messages WHERE direction = 'out' AND status = 'sent'",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            stored as usize == acked && sent as usize == acked
+        },
+    )
+    .await;
+    let delivered = fake.delivered();
+    assert_eq!(
+        delivered.len(),
+        acked,
+        "each welcome reached LINE exactly once"
+    );
+    let mut keys: Vec<_> = delivered
+        .iter()
+        .filter_map(|d| d.retry_key.clone())
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "no retry key executed twice");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
