@@ -143,6 +143,9 @@ pub async fn run(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
     {
         tracing::warn!("background tasks did not stop within 15 s; exiting anyway");
     }
+    // Closing the pool checkpoints SQLite's WAL into the database file, so a stopped
+    // linechat leaves one self-contained `linechat.db` (what a file-level backup copies).
+    state.store.pool.close().await;
     served
 }
 

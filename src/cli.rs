@@ -138,3 +138,36 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Pretty => registry.with(fmt::layer()).try_init(),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every environment variable the binary reads (as clap knows them), plus RUST_LOG.
+    fn variables() -> Vec<String> {
+        let mut vars: Vec<String> = Cli::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        vars.push("RUST_LOG".to_owned());
+        vars.sort();
+        vars.dedup();
+        vars
+    }
+
+    #[test]
+    fn every_variable_is_documented_in_the_readme_and_env_example() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let example = std::fs::read_to_string(root.join("deploy/.env.example")).unwrap();
+        let vars = variables();
+        assert!(vars.len() >= 15, "{vars:?}");
+        for var in vars {
+            assert!(readme.contains(&format!("`{var}`")), "README's table lacks {var}");
+            assert!(example.contains(&var), "deploy/.env.example lacks {var}");
+        }
+    }
+}
