@@ -15,7 +15,14 @@ pub mod webhook;
 use std::time::Duration;
 
 use axum::{Router, http::StatusCode, middleware};
-use tower_http::{services::ServeDir, timeout::TimeoutLayer, trace::TraceLayer};
+use axum::{extract::MatchedPath, http::Request};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    services::ServeDir,
+    timeout::TimeoutLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use crate::app::AppState;
@@ -53,6 +60,28 @@ pub fn router(state: AppState) -> Router {
         .layer(nosniff)
         .layer(referrer)
         .layer(frames)
-        .layer(TraceLayer::new_for_http())
+        // One info line per request, in a span carrying its request id. The span names the
+        // route pattern, never the URI: paths and queries can hold tokens (the setup link).
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), route, request_id = id)
 }

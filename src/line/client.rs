@@ -364,7 +364,7 @@ fn log_call(
     let status = result.as_ref().ok().map(|r| r.status().as_u16());
     crate::telemetry::line_call(endpoint_label(path), status, elapsed);
     match result {
-        Ok(r) => tracing::debug!(
+        Ok(r) => tracing::info!(
             method,
             path,
             status = r.status().as_u16(),
