@@ -166,7 +166,10 @@ mod tests {
         let vars = variables();
         assert!(vars.len() >= 15, "{vars:?}");
         for var in vars {
-            assert!(readme.contains(&format!("`{var}`")), "README's table lacks {var}");
+            assert!(
+                readme.contains(&format!("`{var}`")),
+                "README's table lacks {var}"
+            );
             assert!(example.contains(&var), "deploy/.env.example lacks {var}");
         }
     }

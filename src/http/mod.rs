@@ -22,8 +22,8 @@ use tower_http::{
     timeout::TimeoutLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
-use tracing::Level;
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
+use tracing::Level;
 
 use crate::app::AppState;
 
