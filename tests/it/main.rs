@@ -11,6 +11,7 @@ mod auth;
 mod crash;
 mod delivery;
 mod desk;
+mod e2e;
 mod ingest;
 mod live;
 mod ops;
