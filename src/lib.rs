@@ -14,6 +14,7 @@
 //! - `worker`: ingest, delivery, media, profiles, sweeper.
 //! - `domain`: validated inputs and rules with no I/O.
 //! - `password`: argon2id hashing.
+//! - `sandbox`: the customer simulator of sandbox mode (no LINE credentials).
 
 pub mod app;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod hub;
 pub mod i18n;
 pub mod line;
 pub mod password;
+pub mod sandbox;
 pub mod store;
 pub mod views;
 pub mod worker;
