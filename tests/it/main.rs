@@ -14,4 +14,5 @@ mod desk;
 mod ingest;
 mod live;
 mod redis_faults;
+mod sandbox;
 mod webhook;
