@@ -108,7 +108,11 @@ impl Sandbox {
         Sandbox {
             fake,
             addr: Arc::default(),
-            http: reqwest::Client::new(),
+            // Our own webhook answers after one store write; 10 s means something is wrong.
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
             customers: Arc::default(),
         }
     }
