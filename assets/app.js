@@ -15,9 +15,20 @@
     var t = e.target;
     if (!(t.matches && t.matches(".composer textarea"))) return;
     var counter = t.form.querySelector(".counter");
+    if (!counter) return;
     var left = Number(counter.dataset.max) - t.value.length;
     counter.textContent = left;
     counter.classList.toggle("over", left < 0);
+  });
+  // The sandbox's customer simulator: a sent message clears its box and any old refusal.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt;
+    if (!form.closest || !form.closest("#thread-pane") || !e.detail.successful) return;
+    if (form.getAttribute("hx-post") !== "/sandbox/send") return;
+    var err = document.getElementById("sim-error");
+    if (err) err.textContent = "";
+    var ta = form.querySelector("textarea");
+    if (ta) ta.value = "";
   });
   document.addEventListener("htmx:afterRequest", function (e) {
     var form = e.detail.elt;

@@ -14,6 +14,7 @@ use crate::{
     config::{Config, LineMode, Secret},
     hub::LiveHub,
     line::{LineClient, fake::FakeLine},
+    sandbox::Sandbox,
     store::{self, Store, sessions::SqliteSessionStore},
     worker::{self, Workers},
 };
@@ -28,8 +29,8 @@ pub struct AppState {
     pub hub: LiveHub,
     /// The secret webhook signatures are checked with (made up in sandbox mode).
     pub webhook_secret: WebhookSecret,
-    /// The in-process fake LINE, in sandbox mode only.
-    pub sandbox: Option<FakeLine>,
+    /// The in-process fake LINE and the customer simulator, in sandbox mode only.
+    pub sandbox: Option<Sandbox>,
     /// Background tasks: their tracker, the shutdown token, their health.
     pub workers: Workers,
     /// Sign-in machinery: sessions, the failed-login throttle, the first-run setup link.
@@ -74,7 +75,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             (
                 Secret::new(random_token()),
                 token,
-                Some(fake),
+                Some(Sandbox::new(fake)),
                 base.clone(),
                 base,
             )
@@ -121,6 +122,10 @@ async fn first_run_token(store: &Store, config: &Config) -> anyhow::Result<Optio
 /// Serves `listener` and runs the background tasks until `state.workers.shutdown` is
 /// cancelled (by a signal in `main`, by the test that started it).
 pub async fn run(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    if let Some(sandbox) = &state.sandbox {
+        // The simulator posts its webhooks to this very server.
+        sandbox.set_addr(listener.local_addr().context("the listener's address")?);
+    }
     let token = state.workers.shutdown.clone();
     let tracker = state.workers.tracker.clone();
     worker::spawn_all(&state);

@@ -92,8 +92,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "linechat is listening; give LINE the webhook URL https://<your host>/line/webhook"
     );
     if sandbox {
+        // Say where to click: the desk, and the simulator to chat with it as a customer.
         tracing::info!(
-            "sandbox mode: no LINE credentials set, outgoing calls go to an in-process fake LINE"
+            "sandbox mode (no LINE credentials): open http://{addr}/ for the desk and \
+             http://{addr}/sandbox to write to it as a simulated LINE customer"
         );
     }
     let token = state.workers.shutdown.clone();

@@ -59,6 +59,21 @@ pub enum Msg {
     MemberLeft,
     OtherKind,
     LiveOffline,
+    SandboxBanner,
+    SandboxOpen,
+    SimTitle,
+    SimIntro,
+    SimCustomers,
+    SimNoCustomers,
+    SimDisplayName,
+    SimAddCustomer,
+    SimPickCustomer,
+    SimPlaceholder,
+    SimSendPhoto,
+    SimFollow,
+    SimNothingYet,
+    SimBadName,
+    SimAccount,
 }
 
 impl Lang {
@@ -157,6 +172,33 @@ impl Lang {
             MemberLeft => ("a member left", "有成員離開"),
             OtherKind => ("[unsupported message]", "［不支援的訊息］"),
             LiveOffline => ("Reconnecting…", "重新連線中…"),
+            SandboxBanner => (
+                "Sandbox — no LINE channel connected; messages go to a simulated LINE.",
+                "沙盒模式：尚未連接 LINE 頻道，訊息會送到模擬的 LINE。",
+            ),
+            SandboxOpen => ("Open the customer simulator", "開啟顧客模擬器"),
+            SimTitle => ("Customer simulator", "顧客模擬器"),
+            SimIntro => (
+                "Act as a LINE user: your messages reach the desk through real signed webhooks, and the agents' replies show up here.",
+                "扮演 LINE 使用者：你的訊息會透過真正簽章的 webhook 送到客服台，客服的回覆會顯示在這裡。",
+            ),
+            SimCustomers => ("Simulated customers", "模擬顧客"),
+            SimNoCustomers => ("No simulated customer yet.", "尚未建立模擬顧客。"),
+            SimDisplayName => ("Display name", "顯示名稱"),
+            SimAddCustomer => ("Add customer", "新增顧客"),
+            SimPickCustomer => (
+                "Pick a customer on the left, or add one.",
+                "請從左側選擇一位顧客，或新增一位。",
+            ),
+            SimPlaceholder => ("Write as the customer…", "以顧客身分輸入訊息…"),
+            SimSendPhoto => ("Send a photo", "傳送照片"),
+            SimFollow => ("Add friend (follow)", "加入好友"),
+            SimNothingYet => ("Nothing here yet. Say hello!", "目前沒有訊息，打個招呼吧！"),
+            SimBadName => (
+                "A display name is 1 to 50 characters, without control characters.",
+                "顯示名稱須為 1 到 50 個字元，且不含控制字元。",
+            ),
+            SimAccount => ("Official account", "官方帳號"),
         };
         match self {
             Lang::En => en,

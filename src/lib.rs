@@ -15,6 +15,7 @@
 //! - `domain`: validated inputs and rules with no I/O.
 //! - `password`: argon2id hashing.
 //! - `telemetry`: Prometheus metrics.
+//! - `sandbox`: the customer simulator of sandbox mode (no LINE credentials).
 
 pub mod app;
 pub mod auth;
@@ -28,6 +29,7 @@ pub mod hub;
 pub mod i18n;
 pub mod line;
 pub mod password;
+pub mod sandbox;
 pub mod store;
 pub mod telemetry;
 pub mod views;

@@ -91,9 +91,14 @@ struct Credentials {
     password: String,
 }
 
-async fn login_page(session: Session, lang: Lang) -> Result<Response> {
+async fn login_page(
+    State(state): State<AppState>,
+    session: Session,
+    lang: Lang,
+) -> Result<Response> {
     let csrf = csrf::token(&session).await?;
-    Ok(login::login(lang, &csrf, "", None).into_response())
+    let sandbox = state.sandbox.is_some();
+    Ok(login::login(lang, sandbox, &csrf, "", None).into_response())
 }
 
 async fn sign_in(
@@ -105,7 +110,8 @@ async fn sign_in(
 ) -> Result<Response> {
     let keys = throttle_keys(&form.username, &addr);
     let throttle = &state.auth.throttle;
-    let again = |status, msg| login_again(&session, lang, &form.username, status, msg);
+    let sandbox = state.sandbox.is_some();
+    let again = |status, msg| login_again(&session, (lang, sandbox), &form.username, status, msg);
     if throttle.locked(&keys) {
         tracing::warn!(%addr, "sign-in refused: too many failures");
         return again(StatusCode::TOO_MANY_REQUESTS, Msg::TooManyAttempts).await;
@@ -126,13 +132,17 @@ async fn sign_in(
 /// The login form again, with what went wrong.
 async fn login_again(
     session: &Session,
-    lang: Lang,
+    (lang, sandbox): (Lang, bool),
     username: &str,
     status: StatusCode,
     msg: Msg,
 ) -> Result<Response> {
     let csrf = csrf::token(session).await?;
-    Ok((status, login::login(lang, &csrf, username, Some(msg))).into_response())
+    Ok((
+        status,
+        login::login(lang, sandbox, &csrf, username, Some(msg)),
+    )
+        .into_response())
 }
 
 /// The client's IP address as the socket saw it. (Behind a reverse proxy this is the proxy;
@@ -202,9 +212,13 @@ async fn setup_page(
 ) -> Result<Response> {
     let csrf = csrf::token(&session).await?;
     if !state.auth.setup.matches(&token) {
-        return Ok((StatusCode::NOT_FOUND, login::setup_gone(lang, &csrf)).into_response());
+        return Ok((
+            StatusCode::NOT_FOUND,
+            login::setup_gone(lang, state.sandbox.is_some(), &csrf),
+        )
+            .into_response());
     }
-    Ok(login::setup(lang, &csrf, &token, None).into_response())
+    Ok(login::setup(lang, state.sandbox.is_some(), &csrf, &token, None).into_response())
 }
 
 /// Creates the first admin from the one-time link, and signs them in.
@@ -218,11 +232,15 @@ async fn create_first_admin(
     let csrf = csrf::token(&session).await?;
     let setup = &state.auth.setup;
     if !setup.matches(&token) {
-        return Ok((StatusCode::NOT_FOUND, login::setup_gone(lang, &csrf)).into_response());
+        return Ok((
+            StatusCode::NOT_FOUND,
+            login::setup_gone(lang, state.sandbox.is_some(), &csrf),
+        )
+            .into_response());
     }
     let username = form.username.trim();
     let invalid = |msg: String| {
-        let page = login::setup(lang, &csrf, &token, Some(&msg));
+        let page = login::setup(lang, state.sandbox.is_some(), &csrf, &token, Some(&msg));
         Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     };
     if username.is_empty() {
@@ -234,7 +252,11 @@ async fn create_first_admin(
     };
     // Only one request can take the token, however many race here.
     if !setup.take(&token) {
-        return Ok((StatusCode::NOT_FOUND, login::setup_gone(lang, &csrf)).into_response());
+        return Ok((
+            StatusCode::NOT_FOUND,
+            login::setup_gone(lang, state.sandbox.is_some(), &csrf),
+        )
+            .into_response());
     }
     let id = match agents::create(&state.store.pool, username, &hash, Role::Admin).await {
         Ok(id) => id,

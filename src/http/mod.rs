@@ -1,5 +1,7 @@
 //! The HTTP surface: merges each audience's router and adds the shared layers.
 //!
+//! The customer simulator (`sandbox`) is merged only in sandbox mode.
+//!
 //! Layers, outermost first: tracing; the security headers; the session (cookie → record in
 //! the store); the CSRF check on every unsafe method (the webhook excepted). The request
 //! timeout wraps the ordinary routes only: the live routes hold connections open on purpose
@@ -10,6 +12,7 @@ pub mod csrf;
 pub mod live;
 mod ops;
 mod pages;
+mod sandbox;
 pub mod webhook;
 
 use std::time::Duration;
@@ -42,11 +45,18 @@ pub fn router(state: AppState) -> Router {
             time::Duration::try_from(state.config.session_idle).unwrap_or(time::Duration::HOUR),
         ));
     let [csp, nosniff, referrer, frames] = csrf::security_headers();
+    // The customer simulator exists in sandbox mode only: with real credentials its paths
+    // are not routed at all (404), whoever asks.
+    let simulator = match state.sandbox {
+        Some(_) => sandbox::router(),
+        None => Router::new(),
+    };
     Router::new()
         .merge(webhook::router())
         .merge(ops::router())
         .merge(auth::router())
         .merge(pages::router())
+        .merge(simulator)
         .nest_service("/assets", ServeDir::new(&state.config.assets_dir))
         // Ordinary requests never need long.
         .layer(TimeoutLayer::with_status_code(

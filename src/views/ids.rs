@@ -10,6 +10,12 @@ pub const COMPOSER_NONCE: &str = "composer-nonce";
 pub const COMPOSER_ERROR: &str = "composer-error";
 /// Where live fragments are swapped (they only carry out-of-band parts).
 pub const LIVE_SINK: &str = "live-sink";
+/// The sandbox notice on every page (sandbox mode only).
+pub const SANDBOX_BANNER: &str = "sandbox-banner";
+/// The simulator's view of what the customer sees (polled).
+pub const SIM_CHAT: &str = "sim-chat";
+/// Where a refused simulator action says why.
+pub const SIM_ERROR: &str = "sim-error";
 
 pub fn conversation_row(id: i64) -> String {
     format!("conv-{id}")

@@ -15,6 +15,8 @@ pub struct Shell<'a> {
     pub agent: Option<&'a str>,
     /// The live cursor (event id) the page was rendered at; `None` = no live updates.
     pub live_cursor: Option<i64>,
+    /// Sandbox mode (no LINE channel): every page says so and links to the simulator.
+    pub sandbox: bool,
 }
 
 /// htmx settings: no injected `<style>` (our CSP has no inline styles), no `eval` (no
@@ -52,11 +54,22 @@ pub fn page(shell: &Shell<'_>, body: Markup) -> Markup {
                         span id="live-status" hidden { (lang.t(Msg::LiveOffline)) }
                     }
                 }
+                @if shell.sandbox { (sandbox_banner(lang)) }
                 (body)
                 @if shell.live_cursor.is_some() {
                     div id=(super::ids::LIVE_SINK) hidden {}
                 }
             }
+        }
+    }
+}
+
+/// The sandbox notice at the top of every page.
+fn sandbox_banner(lang: Lang) -> Markup {
+    html! {
+        div.sandbox-banner id=(super::ids::SANDBOX_BANNER) role="status" {
+            (lang.t(Msg::SandboxBanner)) " "
+            a href="/sandbox" { (lang.t(Msg::SandboxOpen)) }
         }
     }
 }

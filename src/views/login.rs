@@ -6,13 +6,14 @@ use super::layout::{Shell, page};
 use crate::i18n::{Lang, Msg};
 
 /// The login form; `error` is shown above it.
-pub fn login(lang: Lang, csrf: &str, username: &str, error: Option<Msg>) -> Markup {
+pub fn login(lang: Lang, sandbox: bool, csrf: &str, username: &str, error: Option<Msg>) -> Markup {
     let shell = Shell {
         lang,
         title: lang.t(Msg::SignIn),
         csrf,
         agent: None,
         live_cursor: None,
+        sandbox,
     };
     page(
         &shell,
@@ -31,13 +32,14 @@ pub fn login(lang: Lang, csrf: &str, username: &str, error: Option<Msg>) -> Mark
 }
 
 /// The setup form behind the one-time link; `error` is a password rule or a taken name.
-pub fn setup(lang: Lang, csrf: &str, token: &str, error: Option<&str>) -> Markup {
+pub fn setup(lang: Lang, sandbox: bool, csrf: &str, token: &str, error: Option<&str>) -> Markup {
     let shell = Shell {
         lang,
         title: lang.t(Msg::SetupTitle),
         csrf,
         agent: None,
         live_cursor: None,
+        sandbox,
     };
     page(
         &shell,
@@ -57,13 +59,14 @@ pub fn setup(lang: Lang, csrf: &str, token: &str, error: Option<&str>) -> Markup
 }
 
 /// The setup link was used (or never existed).
-pub fn setup_gone(lang: Lang, csrf: &str) -> Markup {
+pub fn setup_gone(lang: Lang, sandbox: bool, csrf: &str) -> Markup {
     let shell = Shell {
         lang,
         title: lang.t(Msg::SetupTitle),
         csrf,
         agent: None,
         live_cursor: None,
+        sandbox,
     };
     page(
         &shell,

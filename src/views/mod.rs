@@ -8,3 +8,4 @@ pub mod layout;
 pub mod live;
 pub mod login;
 pub mod messages;
+pub mod sandbox;

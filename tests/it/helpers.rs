@@ -65,6 +65,12 @@ impl TestApp {
         Self::spawn_with(bus, |_| {}).await
     }
 
+    /// A linechat in sandbox mode (no LINE credentials): it runs its own fake LINE, which is
+    /// `state.sandbox`'s; `fake` is then an unused spare.
+    pub async fn spawn_sandbox() -> Self {
+        Self::spawn_with(Bus::Local, |c| c.line = linechat::config::LineMode::Sandbox).await
+    }
+
     /// Like `spawn`, letting the test adjust the configuration first.
     pub async fn spawn_with(bus: Bus, adjust: impl FnOnce(&mut Config)) -> Self {
         init_test_logging();

@@ -16,4 +16,5 @@ mod ingest;
 mod live;
 mod ops;
 mod redis_faults;
+mod sandbox;
 mod webhook;

@@ -38,7 +38,7 @@ async fn show_inbox(State(state): State<AppState>, agent: Agent, lang: Lang) -> 
     // rather than missed (a replayed row is replaced in place, not duplicated).
     let cursor = events::latest_id(&state.store.pool).await?;
     let rows = conversations::list(&state.store.pool, LIST_LIMIT).await?;
-    let shell = shell(lang, &agent, cursor);
+    let shell = shell(lang, &agent, cursor, state.sandbox.is_some());
     Ok(inbox_page(&shell, &rows, None).into_response())
 }
 
@@ -65,16 +65,17 @@ async fn show_conversation(
         return Ok(thread_pane(lang, &agent.csrf, &thread).into_response());
     }
     let rows = conversations::list(pool, LIST_LIMIT).await?;
-    let shell = shell(lang, &agent, cursor);
+    let shell = shell(lang, &agent, cursor, state.sandbox.is_some());
     Ok(inbox_page(&shell, &rows, Some(&thread)).into_response())
 }
 
-fn shell<'a>(lang: Lang, agent: &'a Agent, cursor: i64) -> Shell<'a> {
+fn shell<'a>(lang: Lang, agent: &'a Agent, cursor: i64, sandbox: bool) -> Shell<'a> {
     Shell {
         lang,
         title: lang.t(crate::i18n::Msg::Conversations),
         csrf: &agent.csrf,
         agent: Some(&agent.agent.display_name),
         live_cursor: Some(cursor),
+        sandbox,
     }
 }

@@ -12,6 +12,6 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Whether the request came from htmx (then only the fragment is rendered).
-fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
     headers.contains_key("hx-request") && !headers.contains_key("hx-history-restore-request")
 }
