@@ -19,6 +19,20 @@ pub struct Shell<'a> {
     pub sandbox: bool,
 }
 
+impl<'a> Shell<'a> {
+    /// The shell of a page seen before signing in (login, setup): no agent, no live updates.
+    pub fn signed_out(lang: Lang, title: &'a str, csrf: &'a str, sandbox: bool) -> Self {
+        Self {
+            lang,
+            title,
+            csrf,
+            agent: None,
+            live_cursor: None,
+            sandbox,
+        }
+    }
+}
+
 /// htmx settings: no injected `<style>` (our CSP has no inline styles), no `eval` (no
 /// inline script either), and 422 answers are swapped (a refused form says why, retargeted
 /// by the server with `HX-Retarget`); other errors are not.

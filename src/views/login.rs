@@ -7,14 +7,7 @@ use crate::i18n::{Lang, Msg};
 
 /// The login form; `error` is shown above it.
 pub fn login(lang: Lang, sandbox: bool, csrf: &str, username: &str, error: Option<Msg>) -> Markup {
-    let shell = Shell {
-        lang,
-        title: lang.t(Msg::SignIn),
-        csrf,
-        agent: None,
-        live_cursor: None,
-        sandbox,
-    };
+    let shell = Shell::signed_out(lang, lang.t(Msg::SignIn), csrf, sandbox);
     page(
         &shell,
         html! {
@@ -33,14 +26,7 @@ pub fn login(lang: Lang, sandbox: bool, csrf: &str, username: &str, error: Optio
 
 /// The setup form behind the one-time link; `error` is a password rule or a taken name.
 pub fn setup(lang: Lang, sandbox: bool, csrf: &str, token: &str, error: Option<&str>) -> Markup {
-    let shell = Shell {
-        lang,
-        title: lang.t(Msg::SetupTitle),
-        csrf,
-        agent: None,
-        live_cursor: None,
-        sandbox,
-    };
+    let shell = Shell::signed_out(lang, lang.t(Msg::SetupTitle), csrf, sandbox);
     page(
         &shell,
         html! {
@@ -60,14 +46,7 @@ pub fn setup(lang: Lang, sandbox: bool, csrf: &str, token: &str, error: Option<&
 
 /// The setup link was used (or never existed).
 pub fn setup_gone(lang: Lang, sandbox: bool, csrf: &str) -> Markup {
-    let shell = Shell {
-        lang,
-        title: lang.t(Msg::SetupTitle),
-        csrf,
-        agent: None,
-        live_cursor: None,
-        sandbox,
-    };
+    let shell = Shell::signed_out(lang, lang.t(Msg::SetupTitle), csrf, sandbox);
     page(
         &shell,
         html! {

@@ -66,6 +66,20 @@ pub async fn wait_healthy(http: &reqwest::Client, port: u16) {
     .await;
 }
 
+/// Starts the binary again on the same data, and opens its database beside it.
+async fn restart(
+    port: u16,
+    data_dir: &std::path::Path,
+    line_base: &str,
+    redis: Option<(&str, &str)>,
+    http: &reqwest::Client,
+) -> (Child, sqlx::SqlitePool) {
+    let child = start_binary(port, data_dir, line_base, redis);
+    wait_healthy(http, port).await;
+    let url = format!("sqlite://{}", data_dir.join("linechat.db").display());
+    (child, sqlx::SqlitePool::connect(&url).await.unwrap())
+}
+
 async fn kill9_after_acks(bus: Bus) {
     let fake = FakeLine::new(TOKEN);
     let base = fake.spawn().await.unwrap();
@@ -113,14 +127,7 @@ async fn kill9_after_acks(bus: Bus) {
         "every webhook was acknowledged before the kill"
     );
 
-    let mut child = start_binary(port, dir.path(), &base, redis);
-    wait_healthy(&http, port).await;
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("linechat.db").display()
-    ))
-    .await
-    .unwrap();
+    let (mut child, db) = restart(port, dir.path(), &base, redis, &http).await;
     eventually(
         "every acknowledged webhook is a message after the restart",
         Duration::from_secs(30),
@@ -203,14 +210,7 @@ async fn sigterm_mid_stream_loses_nothing_and_sends_nothing_twice() {
     assert!(acked >= 100, "the webhooks before SIGTERM were answered");
 
     // Restart: whatever was acknowledged is there once, and every welcome is sent once.
-    let mut child = start_binary(port, dir.path(), &base, None);
-    wait_healthy(&http, port).await;
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("linechat.db").display()
-    ))
-    .await
-    .unwrap();
+    let (mut child, db) = restart(port, dir.path(), &base, None, &http).await;
     eventually(
         "every acknowledged follow is stored and its welcome sent",
         Duration::from_secs(30),
