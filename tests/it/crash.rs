@@ -66,6 +66,21 @@ pub async fn wait_healthy(http: &reqwest::Client, port: u16) {
     .await;
 }
 
+/// POSTs a signed webhook to the binary; true when it was acknowledged with 200.
+fn post_signed(
+    http: &reqwest::Client,
+    url: &str,
+    payload: String,
+) -> impl std::future::Future<Output = bool> + use<> {
+    let signature = linechat::line::webhook::sign(SECRET, payload.as_bytes());
+    let request = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-line-signature", signature)
+        .body(payload);
+    async move { request.send().await.is_ok_and(|r| r.status() == 200) }
+}
+
 /// Starts the binary again on the same data, and opens its database beside it.
 async fn restart(
     port: u16,
@@ -103,13 +118,7 @@ async fn kill9_after_acks(bus: Bus) {
             &format!("{}", 100_000 + i),
             &format!("crash test {i}"),
         )]);
-        let signature = linechat::line::webhook::sign(SECRET, payload.as_bytes());
-        let request = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("x-line-signature", signature)
-            .body(payload);
-        async move { request.send().await.is_ok_and(|r| r.status() == 200) }
+        post_signed(&http, &url, payload)
     });
     let acked: Vec<bool> = futures::future::join_all(sends).await;
     // Right after the last answer: no time for the workers to catch up.
@@ -176,13 +185,7 @@ async fn sigterm_mid_stream_loses_nothing_and_sends_nothing_twice() {
             serde_json::json!({ "follow": { "isUnblocked": false } }),
         );
         let payload = body(vec![follow]);
-        let signature = linechat::line::webhook::sign(SECRET, payload.as_bytes());
-        let request = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("x-line-signature", signature)
-            .body(payload);
-        async move { request.send().await.is_ok_and(|r| r.status() == 200) }
+        post_signed(&http, &url, payload)
     };
     let mut acked = 0usize;
     let mut stopped_at = None;
