@@ -131,3 +131,45 @@
       .catch(function () { offline(true); setTimeout(poll, 3000); });
   }
 })();
+
+// --- Error toasts: a refused or failed htmx request says so, in the agent's language (the
+// server words the body; see src/http/errors.rs). A 422 is a form re-rendered with its own
+// error (swapped by htmx, not an error event) and needs no toast.
+(function () {
+  "use strict";
+
+  function toast(text) {
+    var box = document.getElementById("toasts");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "toasts";
+      box.setAttribute("role", "alert");
+      box.setAttribute("aria-live", "assertive");
+      document.body.appendChild(box);
+    }
+    var item = document.createElement("div");
+    item.className = "toast";
+    item.textContent = text;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "×");
+    close.textContent = "×";
+    close.addEventListener("click", function () { item.remove(); });
+    item.appendChild(close);
+    box.appendChild(item);
+    // Old toasts go on their own; at most three stay on screen.
+    setTimeout(function () { item.remove(); }, 8000);
+    while (box.children.length > 3) box.firstChild.remove();
+  }
+
+  document.addEventListener("htmx:responseError", function (e) {
+    var xhr = e.detail.xhr;
+    if (!xhr) return;
+    var text = (xhr.responseText || "").trim();
+    toast(text !== "" && text.length < 400 ? text : "HTTP " + xhr.status);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast(document.body.dataset.msgNetwork || "Network error");
+  });
+})();

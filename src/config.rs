@@ -76,6 +76,15 @@ pub struct ServeArgs {
     /// `assets/`; a release ships the directory and points this at it.
     #[arg(long, env = "LINECHAT_ASSETS_DIR", default_value = DEFAULT_ASSETS_DIR)]
     pub assets_dir: PathBuf,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses or CIDR
+    /// networks); the client address for sign-in throttling is the rightmost hop not listed.
+    #[arg(
+        long,
+        env = "LINECHAT_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = crate::http::client_addr::parse_proxy
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `assets/` of the source tree this binary was built from.
@@ -172,6 +181,8 @@ pub struct Config {
     pub session_idle: Duration,
     /// Served at `/assets`.
     pub assets_dir: PathBuf,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Default idle expiry of a session: a working day.
@@ -264,6 +275,7 @@ impl Config {
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
             assets_dir: args.assets_dir,
+            trusted_proxies: args.trusted_proxies,
         })
     }
 
@@ -300,6 +312,7 @@ impl Config {
             metrics_token: Some(Secret::new("test-metrics-token")),
             session_idle: SESSION_IDLE,
             assets_dir: PathBuf::from(DEFAULT_ASSETS_DIR),
+            trusted_proxies: Vec::new(),
         }
     }
 }

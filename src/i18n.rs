@@ -74,6 +74,18 @@ pub enum Msg {
     SimNothingYet,
     SimBadName,
     SimAccount,
+    // --- error answers
+    ErrBadRequest,
+    ErrSignedOut,
+    ErrForbidden,
+    ErrNotFound,
+    ErrTimeout,
+    ErrTooLarge,
+    ErrTooMany,
+    ErrUnavailable,
+    ErrServer,
+    ErrBackToInbox,
+    ErrNetwork,
 }
 
 impl Lang {
@@ -199,6 +211,39 @@ impl Lang {
                 "顯示名稱須為 1 到 50 個字元，且不含控制字元。",
             ),
             SimAccount => ("Official account", "官方帳號"),
+            // --- error answers
+            ErrBadRequest => ("That request could not be accepted.", "無法接受這個請求。"),
+            ErrSignedOut => (
+                "You are signed out. Sign in again.",
+                "你已登出，請重新登入。",
+            ),
+            ErrForbidden => (
+                "Not allowed. If the page has been open a long time, reload it and try again.",
+                "沒有權限。若頁面已開啟很久，請重新整理後再試一次。",
+            ),
+            ErrNotFound => (
+                "Not found. It may have been removed.",
+                "找不到，可能已被移除。",
+            ),
+            ErrTimeout => ("That took too long. Try again.", "處理逾時，請再試一次。"),
+            ErrTooLarge => ("That is too large.", "內容太大。"),
+            ErrTooMany => (
+                "Too many requests. Wait a moment and try again.",
+                "請求太頻繁，請稍候再試。",
+            ),
+            ErrUnavailable => (
+                "linechat is briefly unavailable. Try again in a moment.",
+                "linechat 暫時無法使用，請稍後再試。",
+            ),
+            ErrServer => (
+                "Something went wrong on our side. Try again; if it keeps failing, tell your administrator.",
+                "系統發生錯誤。請再試一次；若持續失敗，請通知管理員。",
+            ),
+            ErrBackToInbox => ("Back to the inbox", "回到收件匣"),
+            ErrNetwork => (
+                "Cannot reach linechat. Check your connection; nothing was sent.",
+                "無法連線到 linechat。請檢查網路連線；內容尚未送出。",
+            ),
         };
         match self {
             Lang::En => en,

@@ -5,19 +5,22 @@
 //! (session fixation), and the CSRF token rotates with it. Failed sign-ins are throttled per
 //! account and per client address (`auth::LoginThrottle`).
 
-use std::{net::SocketAddr, sync::LazyLock};
+use std::sync::LazyLock;
 
 use axum::{
     Form, Router,
-    extract::{ConnectInfo, FromRequestParts, Path, State},
+    extract::{FromRequestParts, Path, State},
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use serde::Deserialize;
-use tower_sessions::Session;
+use tower_sessions::{Expiry, Session};
 
-use super::csrf::{self, session_error};
+use super::{
+    client_addr::ClientAddr,
+    csrf::{self, session_error},
+};
 use crate::{
     app::AppState,
     auth::throttle_keys,
@@ -96,6 +99,7 @@ async fn login_page(
     session: Session,
     lang: Lang,
 ) -> Result<Response> {
+    signed_out(&session);
     let csrf = csrf::token(&session).await?;
     let sandbox = state.sandbox.is_some();
     Ok(login::login(lang, sandbox, &csrf, "", None).into_response())
@@ -122,7 +126,7 @@ async fn sign_in(
         return again(StatusCode::UNAUTHORIZED, Msg::BadCredentials).await;
     };
     throttle.succeeded(&keys[0]);
-    start_session(&session, agent.id).await?;
+    start_session(&session, agent.id, state.config.session_idle).await?;
     // A good moment to sweep: sign-ins are rare and the table is small.
     let _ = state.auth.sessions.delete_expired().await;
     tracing::info!(agent_id = agent.id, "signed in");
@@ -143,23 +147,6 @@ async fn login_again(
         login::login(lang, sandbox, &csrf, username, Some(msg)),
     )
         .into_response())
-}
-
-/// The client's IP address as the socket saw it. (Behind a reverse proxy this is the proxy;
-/// trusting `X-Forwarded-For` needs a configured proxy list, which comes with deployment.)
-pub struct ClientAddr(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string()),
-        ))
-    }
 }
 
 /// A hash to verify against when the username is unknown, so both cases cost the same
@@ -189,8 +176,17 @@ async fn check_password(
 }
 
 /// Signs `agent_id` in on this session: new session id, new CSRF token.
-async fn start_session(session: &Session, agent_id: i64) -> Result<()> {
+/// A session that only carries a CSRF token for the sign-in or setup form lives an hour
+/// without use, not a working day: pages anyone can load must not fill the store for long.
+fn signed_out(session: &Session) {
+    session.set_expiry(Some(Expiry::OnInactivity(time::Duration::HOUR)));
+}
+
+async fn start_session(session: &Session, agent_id: i64, idle: std::time::Duration) -> Result<()> {
     session.cycle_id().await.map_err(session_error)?;
+    session.set_expiry(Some(Expiry::OnInactivity(
+        time::Duration::try_from(idle).unwrap_or(time::Duration::HOUR),
+    )));
     session
         .insert(AGENT_KEY, agent_id)
         .await
@@ -210,6 +206,7 @@ async fn setup_page(
     lang: Lang,
     Path(token): Path<String>,
 ) -> Result<Response> {
+    signed_out(&session);
     let csrf = csrf::token(&session).await?;
     if !state.auth.setup.matches(&token) {
         return Ok((
@@ -268,7 +265,7 @@ async fn create_first_admin(
             };
         }
     };
-    start_session(&session, id).await?;
+    start_session(&session, id, state.config.session_idle).await?;
     tracing::info!(agent_id = id, "first admin created through the setup link");
     Ok(Redirect::to("/").into_response())
 }

@@ -8,7 +8,9 @@
 //! and bound themselves (they end on shutdown, and long-polls answer within 25 s).
 
 pub mod auth;
+pub mod client_addr;
 pub mod csrf;
+mod errors;
 pub mod live;
 mod ops;
 mod pages;
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(live::router())
         .layer(middleware::from_fn(csrf::require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), errors::dress))
         .layer(sessions)
         .layer(csp)
         .layer(nosniff)

@@ -54,7 +54,8 @@ pub fn page(shell: &Shell<'_>, body: Markup) -> Markup {
                 script src="/assets/htmx-ext-sse.js" defer {}
                 script src="/assets/app.js" defer {}
             }
-            body hx-headers=(headers) data-live-cursor=[shell.live_cursor] {
+            body hx-headers=(headers) data-live-cursor=[shell.live_cursor]
+                data-msg-network=(lang.t(Msg::ErrNetwork)) {
                 header.topbar {
                     span.brand { (lang.t(Msg::AppName)) }
                     @if let Some(name) = shell.agent {

@@ -5,18 +5,30 @@
 //! `sweep_interval` this re-enqueues inbox rows still pending, outgoing messages due (or stuck
 //! in `sending` past their lease) and media still pending, once they are overdue by
 //! `sweep_grace`. A duplicate entry is harmless: every consumer claims its row first.
+//! Every few minutes it also deletes expired sessions.
 
 use crate::{app::AppState, bus::Queue, domain::now_ms, store};
 
 const LIMIT: i64 = 1000;
+/// Expired sessions are deleted every this many passes (sign-in also deletes them).
+const SESSION_SWEEP_EVERY: u32 = 300;
 
 pub async fn run(state: AppState) {
     let token = state.workers.shutdown.clone();
     let mut failing = false;
+    let mut passes: u32 = 0;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(state.config.sweep_interval) => {}
+        }
+        passes = passes.wrapping_add(1);
+        if passes.is_multiple_of(SESSION_SWEEP_EVERY) {
+            match state.auth.sessions.delete_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "sweeper: expired sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, "sweeper: cannot delete expired sessions"),
+            }
         }
         match sweep(&state).await {
             Ok(n) => {

@@ -239,3 +239,137 @@ async fn every_response_carries_the_security_headers() {
         assert_eq!(h["referrer-policy"], "same-origin", "{path}");
     }
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_throttled() {
+    let app = TestApp::spawn_with(Bus::Local, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    app.add_agent("amy").await;
+    app.add_agent("bob").await;
+    let b = app.browser();
+    let sign_in_from = |from, user, password| sign_in_via(&b, from, user, password);
+    for _ in 0..5 {
+        assert_eq!(sign_in_from("198.51.100.7", "amy", "guess").await, 401);
+    }
+    // That client is locked out, for other accounts too...
+    assert_eq!(sign_in_from("198.51.100.7", "bob", PASSWORD).await, 429);
+    // ...but everyone else behind the same proxy is not.
+    assert_eq!(sign_in_from("203.0.113.5", "bob", PASSWORD).await, 303);
+    // A client cannot escape by writing its own X-Forwarded-For hop: the proxy appends the
+    // real address, and only the rightmost untrusted hop counts.
+    assert_eq!(
+        sign_in_from("10.9.9.9, 198.51.100.7", "bob", PASSWORD).await,
+        429
+    );
+}
+
+/// Signs in through the form, the request claiming to come through a proxy for `from`.
+async fn sign_in_via(
+    b: &crate::helpers::Browser,
+    from: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::StatusCode {
+    let _ = b.page("/login").await;
+    let csrf = b.csrf();
+    b.send(
+        b.request(reqwest::Method::POST, "/login")
+            .header("x-forwarded-for", from)
+            .form_body(&[("csrf", &csrf), ("username", user), ("password", password)]),
+    )
+    .await
+    .status()
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_forwarded_for_is_ignored() {
+    let app = TestApp::spawn(Bus::Local).await;
+    app.add_agent("amy").await;
+    let b = app.browser();
+    for i in 0..5 {
+        let from = format!("198.51.100.{i}");
+        assert_eq!(sign_in_via(&b, &from, "amy", "guess").await, 401);
+    }
+    // Five failures from the socket's one address, whatever the header claimed.
+    assert_eq!(b.sign_in("amy", PASSWORD).await.status(), 429);
+}
+
+#[tokio::test]
+async fn errors_are_worded_for_people_and_left_plain_for_programs() {
+    let app = TestApp::spawn(Bus::Local).await;
+    let b = app.signed_in("amy").await;
+
+    // A browser navigation gets a page in its language.
+    let r = b
+        .send(
+            b.request(reqwest::Method::GET, "/conversations/999999")
+                .header("accept", "text/html")
+                .header("accept-language", "zh-TW"),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = r.text().await.unwrap();
+    assert!(body.contains("找不到"), "{body}");
+    assert!(body.contains("href=\"/\""), "a way back: {body}");
+
+    // htmx gets one line for its toast; a form without its CSRF token says what to do.
+    let r = b
+        .send(
+            b.request(reqwest::Method::POST, "/conversations/1/messages")
+                .header("hx-request", "true")
+                .header("accept-language", "en")
+                .form_body(&[("text", "hi"), ("nonce", "abc")]),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let line = r.text().await.unwrap();
+    assert!(line.starts_with("Not allowed."), "{line}");
+    assert!(!line.contains('<'), "plain text for the toast: {line}");
+
+    // An unknown path, as a page.
+    let r = b
+        .send(
+            b.request(reqwest::Method::GET, "/no/such/page")
+                .header("accept", "text/html,*/*"),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("Not found"));
+
+    // Programs (LINE, probes, scripts) keep the short plain text.
+    let r = reqwest::Client::new()
+        .post(app.url("/line/webhook"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(!r.text().await.unwrap().contains("<html"));
+}
+
+#[tokio::test]
+async fn a_sign_in_form_session_is_short_lived_a_signed_in_one_is_not() {
+    let app = TestApp::spawn(Bus::Local).await;
+    app.add_agent("amy").await;
+    let b = app.browser();
+    let r = b.send(b.request(reqwest::Method::GET, "/login")).await;
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("Max-Age=3600"),
+        "an hour for an anonymous form: {set}"
+    );
+    let r = b.sign_in("amy", PASSWORD).await;
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("Max-Age=43200"),
+        "a working day once signed in: {set}"
+    );
+}
