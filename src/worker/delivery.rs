@@ -10,7 +10,9 @@
 //!   minute and agents are slower than that, so this mostly concerns automatic messages.
 //! * 429, 5xx, timeouts and transport errors retry with exponential backoff and jitter
 //!   (honouring Retry-After), bounded in attempts and age; other 4xx fail at once with LINE's
-//!   message, which the agent sees next to a Retry button.
+//!   message, which the agent sees next to a Retry button. A 429 is LINE asking for fewer
+//!   calls, not a fault of the message: it costs no attempt and waits at most a few seconds
+//!   (or what Retry-After says), so a burst of them delays messages but never fails one.
 //! * Attempts in flight are bounded by a semaphore and the rate of calls by a token bucket, so
 //!   we stay under LINE's per-channel limit whatever the backlog.
 
@@ -34,6 +36,8 @@ use crate::{
 
 /// A reply token is good for one minute after the event; leave a margin for the trip.
 const REPLY_TOKEN_FRESH_MS: i64 = 50_000;
+/// The longest backoff after a 429 without Retry-After.
+const THROTTLED_MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// Queues an outgoing message inside the caller's transaction: the row (with its retry key),
 /// the conversation's activity, and the event-log line. Returns (message id, event id), or
@@ -163,11 +167,20 @@ async fn finish(
         Err(e) => {
             let age = Duration::from_millis((now_ms() - claimed.created_at).max(0) as u64);
             let reason = e.to_string();
+            // A 429 says nothing is wrong with the message, only that LINE wants fewer calls
+            // right now: it does not use up the message's attempts (only its age bounds it),
+            // and its wait is short unless LINE names one in Retry-After.
+            let throttled = e.status() == Some(429);
             if e.is_retryable()
-                && (claimed.attempts as u32) < policy.max_attempts
+                && (throttled || (claimed.attempts as u32) < policy.max_attempts)
                 && age < policy.max_age
             {
-                let delay = super::backoff(claimed.attempts, policy.base_delay, policy.max_delay)
+                let cap = if throttled {
+                    policy.max_delay.min(THROTTLED_MAX_DELAY)
+                } else {
+                    policy.max_delay
+                };
+                let delay = super::backoff(claimed.attempts, policy.base_delay, cap)
                     .max(e.retry_after().unwrap_or_default());
                 messages::schedule_retry(
                     &mut tx,

@@ -157,6 +157,28 @@ async fn rate_limits_and_server_errors_retry_with_backoff() {
 }
 
 #[tokio::test]
+async fn a_long_run_of_429s_delays_a_message_but_never_fails_it() {
+    let app = TestApp::spawn(Bus::Local).await;
+    let conv = app.conversation(&user(26)).await;
+    // More refusals than the policy's attempts (6 in tests): rate limiting is not the
+    // message's fault and must not use them up.
+    for _ in 0..8 {
+        app.fake.inject(
+            PUSH,
+            Fault::Status {
+                status: 429,
+                message: "The API rate limit has been exceeded. Try again later.".into(),
+                retry_after: None,
+            },
+        );
+    }
+    let id = app.queue_text(conv, "patience").await;
+    let m = app.wait_status(id, "sent").await;
+    assert_eq!(m.attempts, 9);
+    assert_eq!(app.fake.delivered().len(), 1);
+}
+
+#[tokio::test]
 async fn a_client_error_fails_at_once_with_lines_reason_and_can_be_retried() {
     let app = TestApp::spawn(Bus::Local).await;
     let conv = app.conversation(&user(25)).await;
