@@ -76,12 +76,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Connections the kernel may queue before linechat accepts them. The usual 128 (1,024 in
+/// tokio) drops most of a burst of agents reconnecting at once after a restart or a network
+/// blip; the kernel caps this at `net.core.somaxconn` (4,096 on current Linux).
+const LISTEN_BACKLOG: u32 = 65_535;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // A restart must not wait for the old process's connections to leave TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::from_args(args)?;
     init_tracing(config.log_format);
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let listener =
+        listen(config.addr).with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
     let sandbox = matches!(config.line, LineMode::Sandbox);
     let state = app::build(config).await?;
