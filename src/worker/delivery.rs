@@ -5,9 +5,11 @@
 //!   mid-call or a Redis restart that re-queued the id can never send it twice.
 //! * The first attempt uses a reply token instead when the conversation has a fresh, unused
 //!   one (reply messages are free of the monthly quota). A refused token falls back to push at
-//!   once. Reply takes no retry key, so when a reply's outcome is unknown (timeout, reset, 5xx)
-//!   the retry goes by push: in that narrow case LINE may have delivered both. Tokens live one
-//!   minute and agents are slower than that, so this mostly concerns automatic messages.
+//!   once. Reply takes no retry key, so when a reply's outcome is unknown (timeout, reset, 5xx,
+//!   or a crash during the call) nothing is sent again automatically: the message fails with
+//!   a reason saying it may have arrived, and the agent's Retry pushes it with its retry key.
+//!   Tokens live one minute and agents are slower than that, so this mostly concerns
+//!   automatic messages (the welcome greeting).
 //! * 429, 5xx, timeouts and transport errors retry with exponential backoff and jitter
 //!   (honouring Retry-After), bounded in attempts and age; other 4xx fail at once with LINE's
 //!   message, which the agent sees next to a Retry button. A 429 is LINE asking for fewer
@@ -104,14 +106,45 @@ pub async fn deliver(
     finish(state, &claimed, outcome).await
 }
 
+/// Why an attempt did not end in "sent".
+enum Failed {
+    /// LINE refused or could not be reached; the retry policy decides.
+    Line(LineError),
+    /// A reply call whose outcome is unknown (no answer in time, a broken connection, a 5xx,
+    /// or a crash during the call). LINE may have delivered it, and reply calls carry no
+    /// retry key, so sending again could deliver it twice: the message stops as failed with
+    /// this reason and the agent decides (Retry then pushes, with the retry key).
+    ReplyUnknown(String),
+}
+
+/// Whether LINE may have acted on a call that failed this way.
+fn outcome_unknown(e: &LineError) -> bool {
+    match e {
+        LineError::Timeout | LineError::Transport(_) => true,
+        LineError::Status { status, .. } => *status >= 500,
+    }
+}
+
+fn reply_unknown(e: &dyn std::fmt::Display) -> Failed {
+    Failed::ReplyUnknown(format!(
+        "LINE did not confirm the reply ({e}); it may have reached the customer. \
+         Check the chat in LINE before retrying."
+    ))
+}
+
 async fn attempt(
     state: &AppState,
     limiter: &DefaultDirectRateLimiter,
     claimed: &Claimed,
     chat_id: &str,
     messages: &[Value],
-) -> anyhow::Result<Result<(&'static str, Sent), LineError>> {
+) -> anyhow::Result<Result<(&'static str, Sent), Failed>> {
     let pool = &state.store.pool;
+    // `via` is still "reply" only when a reply call never finished: the process died during
+    // it (every finished reply attempt ends sent, failed, or switches the message to push).
+    if claimed.via.as_deref() == Some("reply") {
+        return Ok(Err(reply_unknown(&"the process stopped during the call")));
+    }
     if claimed.attempts == 1 && claimed.via.is_none() {
         let mut conn = pool.acquire().await?;
         let token = messages::take_reply_token(
@@ -126,10 +159,12 @@ async fn attempt(
             limiter.until_ready().await;
             match state.line.reply(&token, messages).await {
                 Ok(sent) => return Ok(Ok(("reply", sent))),
+                Err(e) if outcome_unknown(&e) => return Ok(Err(reply_unknown(&e))),
                 Err(e) if !e.is_retryable() => {
                     tracing::debug!(message_id = claimed.id, error = %e, "reply token refused; pushing instead");
                 }
-                Err(e) => return Ok(Err(e)),
+                // A 429: LINE did nothing; the retry pushes (the token is spent).
+                Err(e) => return Ok(Err(Failed::Line(e))),
             }
         }
     }
@@ -141,13 +176,14 @@ async fn attempt(
         .line
         .push(chat_id, messages, &claimed.retry_key)
         .await
-        .map(|sent| ("push", sent)))
+        .map(|sent| ("push", sent))
+        .map_err(Failed::Line))
 }
 
 async fn finish(
     state: &AppState,
     claimed: &Claimed,
-    outcome: Result<(&'static str, Sent), LineError>,
+    outcome: Result<(&'static str, Sent), Failed>,
 ) -> anyhow::Result<()> {
     let policy = &state.config.retry;
     let mut tx = state.store.write().await?;
@@ -164,7 +200,16 @@ async fn finish(
             .await?;
             status_event(&mut tx, claimed, "sent", None).await?
         }
-        Err(e) => {
+        Err(Failed::ReplyUnknown(reason)) => {
+            messages::mark_failed(&mut tx, claimed.id, &reason).await?;
+            crate::telemetry::delivery("failed", None);
+            tracing::warn!(
+                message_id = claimed.id,
+                "reply outcome unknown; not sent again automatically"
+            );
+            status_event(&mut tx, claimed, "failed", Some(&reason)).await?
+        }
+        Err(Failed::Line(e)) => {
             let age = Duration::from_millis((now_ms() - claimed.created_at).max(0) as u64);
             let reason = e.to_string();
             // A 429 says nothing is wrong with the message, only that LINE wants fewer calls
@@ -182,6 +227,8 @@ async fn finish(
                 };
                 let delay = super::backoff(claimed.attempts, policy.base_delay, cap)
                     .max(e.retry_after().unwrap_or_default());
+                // After a refused reply (429) the token is spent: the retry pushes.
+                messages::set_via(&mut tx, claimed.id, "push").await?;
                 messages::schedule_retry(
                     &mut tx,
                     claimed.id,

@@ -11,6 +11,7 @@ use crate::{
 };
 
 const PUSH: &str = "/v2/bot/message/push";
+const REPLY: &str = "/v2/bot/message/reply";
 
 both_buses!(
     a_reply_is_pushed_once_with_its_retry_key,
@@ -153,6 +154,51 @@ async fn rate_limits_and_server_errors_retry_with_backoff() {
     assert!(
         keys.iter().all(|k| k == &keys[0]),
         "one key across retries: {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_with_an_unknown_outcome_is_not_sent_again_behind_the_agents_back() {
+    // LINE executes the reply but answers after our 2 s timeout. A reply carries no retry
+    // key, so pushing the same text now could deliver it twice: the message stops as failed,
+    // saying it may have arrived, and nothing more goes to LINE.
+    let app = TestApp::spawn(Bus::Local).await;
+    let u = user(27);
+    let conv = app.conversation(&u).await;
+    app.fake.add_reply_token("rt-9401");
+    app.webhook(&body(vec![text(&u, "9401", "hi")])).await;
+    crate::helpers::eventually(
+        "the message with the token",
+        Duration::from_secs(10),
+        || async {
+            app.count("SELECT COUNT(*) FROM messages WHERE reply_token_state = 'fresh'")
+                .await
+                == 1
+        },
+    )
+    .await;
+    app.fake
+        .inject(REPLY, Fault::DelayAfterExecute(Duration::from_secs(3)));
+    let id = app.queue_text(conv, "maybe twice").await;
+    let m = app.wait_status(id, "failed").await;
+    assert_eq!(m.via.as_deref(), Some("reply"));
+    assert!(
+        m.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("may have reached the customer"),
+        "{:?}",
+        m.last_error
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        app.fake.delivered().len(),
+        1,
+        "delivered once, by the reply"
+    );
+    assert!(
+        app.fake.requests().iter().all(|r| r.path != PUSH),
+        "no push behind the agent's back"
     );
 }
 
