@@ -28,7 +28,7 @@ use crate::{
     Args,
     ingest::{Outcome, post_signed, reply_token, text_event},
     percentiles,
-    server::{Server, TOKEN, form},
+    server::{Server, TOKEN, conversation_ids, form, serve_line},
 };
 
 /// How LINE behaves in this run, and what it saw.
@@ -78,9 +78,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         let line = line.clone();
         move |req, next| behave(line.clone(), req, next)
     }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let line_base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, layered).await });
+    let line_base = serve_line(layered).await?;
     let server = Server::start_with(args, fake.clone(), &line_base).await?;
     let session = server.sign_in().await?;
 
@@ -93,7 +91,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
             .await
             .map_err(anyhow::Error::msg)?;
     }
-    let conversations = wait_conversations(&server, &session, users).await?;
+    let conversations = conversation_ids(&server.http, &server.base, &session, users).await?;
 
     let cookie = format!("{}={}", linechat::http::SESSION_COOKIE, session.cookie);
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
@@ -188,35 +186,4 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         "server_cpu_seconds": cpu,
         "server_rss_mb": server.rss_mb(),
     }))
-}
-
-/// The ids of the first `want` conversations, from the inbox page's links.
-async fn wait_conversations(
-    server: &Server,
-    session: &crate::server::Session,
-    want: usize,
-) -> anyhow::Result<Vec<i64>> {
-    let cookie = format!("{}={}", linechat::http::SESSION_COOKIE, session.cookie);
-    for _ in 0..200 {
-        let html = server
-            .http
-            .get(server.url("/"))
-            .header("cookie", &cookie)
-            .send()
-            .await?
-            .text()
-            .await?;
-        let mut ids: Vec<i64> = html
-            .split("/conversations/")
-            .skip(1)
-            .filter_map(|s| s[..s.find(|c: char| !c.is_ascii_digit())?].parse().ok())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.len() >= want {
-            return Ok(ids);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("delivery setup: the conversations did not appear in the inbox")
 }

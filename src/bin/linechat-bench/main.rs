@@ -12,6 +12,8 @@
 //! - `delivery`: replies posted the way the desk posts them, to a fake LINE answering in
 //!   5–50 ms (optionally 429 to every other call); replies/s and the highest calls/s LINE saw.
 //! - `idle`: RSS and CPU of a started server doing nothing.
+//! - `soak`: webhooks and replies under SIGKILLs, Redis outages and LINE faults; counts of
+//!   anything lost or doubled (see `soak.rs`).
 //! - `baseline-hmac`, `baseline-redis`: the machine's own limits for comparison — a bare axum
 //!   handler that only verifies the signature and parses the JSON, and raw Redis LPUSH.
 
@@ -20,6 +22,7 @@ mod delivery;
 mod ingest;
 mod live;
 mod server;
+mod soak;
 
 use std::time::Duration;
 
@@ -35,6 +38,7 @@ enum Scenario {
     Idle,
     BaselineHmac,
     BaselineRedis,
+    Soak,
 }
 
 #[derive(Parser, Debug, Clone)]
@@ -64,6 +68,12 @@ pub struct Args {
     /// fanout: seconds of events; idle: seconds to watch.
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// soak: at most this many seconds between two SIGKILLs of the server (0 = no kills).
+    #[arg(long, default_value_t = 8)]
+    kill_every: u64,
+    /// soak: start a Redis of the run's own and make it fail now and then.
+    #[arg(long)]
+    own_redis: bool,
     /// delivery: the fake LINE answers 429 to every other send call.
     #[arg(long)]
     throttle_half: bool,
@@ -90,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Idle => idle(&args).await?,
         Scenario::BaselineHmac => baseline::hmac(&args).await?,
         Scenario::BaselineRedis => baseline::redis(&args).await?,
+        Scenario::Soak => soak::run(&args).await?,
     };
     let mut out = json!({
         "scenario": format!("{:?}", args.scenario).to_lowercase(),

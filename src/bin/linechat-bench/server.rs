@@ -20,7 +20,9 @@ const PASSWORD: &str = "bench-password-0123";
 
 pub struct Server {
     child: Child,
-    dir: PathBuf,
+    exe: PathBuf,
+    env: Vec<(String, String)>,
+    pub dir: PathBuf,
     pub addr: SocketAddr,
     pub base: String,
     pub http: reqwest::Client,
@@ -43,6 +45,15 @@ impl Server {
 
     /// Starts linechat against the fake LINE served at `line_base` (possibly behind a layer).
     pub async fn start_with(args: &Args, _fake: FakeLine, line_base: &str) -> anyhow::Result<Self> {
+        Self::start_on(args.server.as_deref(), args.redis_url.as_deref(), line_base).await
+    }
+
+    /// Starts `exe` (default: the `linechat` next to this binary) with a fresh data dir.
+    pub async fn start_on(
+        exe: Option<&std::path::Path>,
+        redis_url: Option<&str>,
+        line_base: &str,
+    ) -> anyhow::Result<Self> {
         raise_fd_limit();
         let dir =
             std::env::temp_dir().join(format!("linechat-bench-{}", uuid::Uuid::new_v4().simple()));
@@ -51,30 +62,34 @@ impl Server {
             .local_addr()?
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let exe = match &args.server {
-            Some(path) => path.clone(),
+        let exe = match exe {
+            Some(path) => path.to_owned(),
             None => std::env::current_exe()?.with_file_name("linechat"),
         };
-        let env = |cmd: &mut Command| {
-            cmd.env_clear()
-                .env("LINECHAT_ADDR", addr.to_string())
-                .env("LINECHAT_DATA_DIR", &dir)
-                .env("LINE_CHANNEL_SECRET", SECRET)
-                .env("LINE_CHANNEL_ACCESS_TOKEN", TOKEN)
-                .env("LINE_API_BASE", line_base)
-                .env("LINE_DATA_API_BASE", line_base)
-                .env("LINECHAT_WELCOME_MESSAGE", "")
-                .env("RUST_LOG", "warn");
-            if let Some(url) = &args.redis_url {
-                cmd.env("REDIS_URL", url).env(
-                    "LINECHAT_REDIS_PREFIX",
-                    format!("bench-{}", uuid::Uuid::new_v4().simple()),
-                );
-            }
-        };
+        let mut env: Vec<(String, String)> = [
+            ("LINECHAT_ADDR", addr.to_string()),
+            ("LINECHAT_DATA_DIR", dir.display().to_string()),
+            ("LINE_CHANNEL_SECRET", SECRET.to_owned()),
+            ("LINE_CHANNEL_ACCESS_TOKEN", TOKEN.to_owned()),
+            ("LINE_API_BASE", line_base.to_owned()),
+            ("LINE_DATA_API_BASE", line_base.to_owned()),
+            ("LINECHAT_WELCOME_MESSAGE", String::new()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if let Some(url) = redis_url {
+            env.push(("REDIS_URL".into(), url.to_owned()));
+            env.push((
+                "LINECHAT_REDIS_PREFIX".into(),
+                format!("bench-{}", uuid::Uuid::new_v4().simple()),
+            ));
+        }
         let mut add = Command::new(&exe);
-        env(&mut add);
-        add.args(["agent", "add", AGENT, "--admin", "--password-stdin"])
+        add.env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(["agent", "add", AGENT, "--admin", "--password-stdin"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null());
         let mut adding = add.spawn().context("start `linechat agent add`")?;
@@ -85,19 +100,15 @@ impl Server {
         }
         anyhow::ensure!(adding.wait()?.success(), "`linechat agent add` failed");
 
-        let mut serve = Command::new(&exe);
-        env(&mut serve);
-        serve
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = serve.spawn().context("start `linechat serve`")?;
+        let child = spawn_serve(&exe, &env)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(1024)
             .build()?;
         let server = Server {
             child,
+            exe,
+            env,
             dir,
             addr,
             base: format!("http://{addr}"),
@@ -107,8 +118,25 @@ impl Server {
         Ok(server)
     }
 
+    /// SIGKILL: no shutdown, no flush, exactly like a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same server again (same data dir, port and settings) after a `kill`.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.child = spawn_serve(&self.exe, &self.env)?;
+        self.wait_healthy().await
+    }
+
+    /// The store's SQLite file.
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("linechat.db")
+    }
+
     async fn wait_healthy(&self) -> anyhow::Result<()> {
-        for _ in 0..400 {
+        for _ in 0..600 {
             if self
                 .http
                 .get(format!("{}/healthz", self.base))
@@ -186,6 +214,56 @@ impl Drop for Server {
 /// An `application/x-www-form-urlencoded` body.
 pub fn form(fields: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(fields).expect("string pairs encode")
+}
+
+/// Serves a (fake LINE) router on 127.0.0.1:0; returns its base URL.
+pub async fn serve_line(router: axum::Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(base)
+}
+
+/// The ids of the first `want` conversations, from the inbox page's links, once they exist.
+pub async fn conversation_ids(
+    http: &reqwest::Client,
+    base: &str,
+    session: &Session,
+    want: usize,
+) -> anyhow::Result<Vec<i64>> {
+    let cookie = format!("{}={}", linechat::http::SESSION_COOKIE, session.cookie);
+    for _ in 0..200 {
+        let html = http
+            .get(format!("{base}/"))
+            .header("cookie", &cookie)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let mut ids: Vec<i64> = html
+            .split("/conversations/")
+            .skip(1)
+            .filter_map(|s| s[..s.find(|c: char| !c.is_ascii_digit())?].parse().ok())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() >= want {
+            return Ok(ids);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the conversations did not appear in the inbox")
+}
+
+fn spawn_serve(exe: &std::path::Path, env: &[(String, String)]) -> anyhow::Result<Child> {
+    Command::new(exe)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start `linechat serve`")
 }
 
 fn session_cookie(r: &reqwest::Response) -> Option<String> {
