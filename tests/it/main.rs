@@ -12,6 +12,7 @@ mod crash;
 mod delivery;
 mod desk;
 mod e2e;
+mod hostile;
 mod ingest;
 mod live;
 mod ops;
