@@ -30,6 +30,10 @@ pub enum AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
+        if crate::store::unavailable(&e) {
+            tracing::error!(error = %e, "the store is not taking requests");
+            return AppError::Unavailable("the store is not taking writes; try again");
+        }
         AppError::Internal(e.into())
     }
 }

@@ -1062,7 +1062,63 @@ mod tests {
         }
     }
 
+    /// Any JSON value, nested a few levels, with keys LINE uses so the parser goes deep.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("type".to_owned()),
+            Just("message".to_owned()),
+            Just("source".to_owned()),
+            Just("webhookEventId".to_owned()),
+            Just("timestamp".to_owned()),
+            Just("text".to_owned()),
+            Just("emojis".to_owned()),
+            Just("mention".to_owned()),
+            Just("contentProvider".to_owned()),
+            "[a-zA-Z]{1,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            prop_oneof![
+                Just("message".to_owned()),
+                Just("text".to_owned()),
+                Just("user".to_owned()),
+                Just("group".to_owned()),
+                Just("sticker".to_owned()),
+                Just("image".to_owned()),
+                ".{0,20}",
+            ]
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(key.clone(), inner, 0..8)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest::proptest! {
+        // Many cases by default; PROPTEST_CASES overrides for longer hunts.
+        #![proptest_config(proptest::test_runner::Config::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2048)
+        ))]
+
+        #[test]
+        fn arbitrary_json_events_never_panic(events in proptest::collection::vec(any_json(), 0..4)) {
+            let body = serde_json::json!({ "destination": "U0", "events": events }).to_string();
+            if let Ok(b) = parse_body(body.as_bytes()) {
+                proptest::prop_assert!(b.events.iter().all(|p| parse_event(&p.raw).as_ref() == Ok(&p.event)));
+            }
+            for event in &events {
+                let _ = parse_event(&event.to_string());
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(0u8.., 0..300), header in ".{0,50}") {
             let _ = parse_body(&bytes);

@@ -44,6 +44,33 @@ pub struct Store {
     gate: WriteGate,
 }
 
+/// Whether `e` says the store cannot take writes right now (disk full, read-only, an I/O
+/// failure, a lock, the pool exhausted) rather than that a statement or its data was wrong.
+/// Such a failure is the store's, not the event's: it must not count against an event's
+/// attempts, and callers answer 503 so the sender tries again.
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLite's primary result codes (the low byte of an extended code): BUSY, LOCKED,
+        // READONLY, IOERR, FULL, CANTOPEN.
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14)),
+        _ => false,
+    }
+}
+
+/// `unavailable` for an error with context around it.
+pub fn unavailable_in(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .any(unavailable)
+}
+
 /// SQLite lets one transaction write at a time. Left to SQLite, a writer that finds the lock
 /// taken sleeps in its busy handler for growing intervals (up to 100 ms a nap), so under load
 /// the webhook's commit could sleep while the ingest worker kept winning the lock. Every

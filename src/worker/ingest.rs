@@ -86,6 +86,16 @@ pub async fn process(state: &AppState, ids: &[i64]) {
 }
 
 async fn record_failure(state: &AppState, id: i64, error: &anyhow::Error) {
+    if crate::store::unavailable_in(error) {
+        // The disk is full or the store is read-only: not the event's fault. It stays
+        // pending, uncounted, and the sweeper brings it back once the store takes writes.
+        tracing::warn!(
+            inbox_id = id,
+            error = format!("{error:#}"),
+            "ingest postponed: the store is not taking writes"
+        );
+        return;
+    }
     tracing::error!(inbox_id = id, error = format!("{error:#}"), "ingest failed");
     let recorded = async {
         let mut tx = state.store.write().await?;

@@ -18,4 +18,5 @@ mod live;
 mod ops;
 mod redis_faults;
 mod sandbox;
+mod store_faults;
 mod webhook;
