@@ -4,7 +4,8 @@
 //! - with `--own-redis`, a Redis started for the run is killed and left down for a while now
 //!   and then (it keeps nothing on disk, like a cache that restarts empty);
 //! - the fake LINE answers push calls with 429s (with and without Retry-After), 500s, and
-//!   10 s stalls after executing the call.
+//!   10 s stalls after executing the call, and its connection is now and then reset after it
+//!   executed a push, before the answer got out (a TCP relay in front of it).
 //!
 //! Webhooks that were not answered 2xx are sent again, as LINE redelivers; replies that were
 //! not answered 2xx are posted again with the same form nonce, as a browser retry would. One
@@ -91,6 +92,67 @@ async fn faulty(stats: Arc<LineStats>, request: Request, next: Next) -> Response
 struct LineStats {
     faults: AtomicU64,
     stalls: AtomicU64,
+    resets: AtomicU64,
+}
+
+/// Share of push answers the relay replaces with a connection reset.
+const RESET_SHARE: f64 = 0.03;
+
+/// A TCP relay in front of the fake LINE (`upstream`, `http://host:port`) that now and then
+/// resets the connection (RST, zero linger) instead of passing a push call's answer back: LINE
+/// acted on the call, and linechat cannot know it. Returns the relay's base URL.
+async fn resetting_relay(upstream: &str, stats: Arc<LineStats>) -> anyhow::Result<String> {
+    let upstream = upstream
+        .strip_prefix("http://")
+        .context("the fake LINE's base is http://")?
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, stats) = (upstream.clone(), stats.clone());
+            tokio::spawn(async move {
+                let _ = relay(client, &upstream, &stats).await;
+            });
+        }
+    });
+    Ok(base)
+}
+
+async fn relay(
+    mut client: tokio::net::TcpStream,
+    upstream: &str,
+    stats: &LineStats,
+) -> std::io::Result<()> {
+    let mut server = tokio::net::TcpStream::connect(upstream).await?;
+    let (mut from_client, mut from_server) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    // Whether the request now being answered is a push (requests on one connection are
+    // answered in order, and linechat's client does not pipeline).
+    let mut push = false;
+    loop {
+        tokio::select! {
+            n = client.read(&mut from_client) => {
+                let n = n?;
+                if n == 0 { return Ok(()); }
+                let chunk = &from_client[..n];
+                if chunk.starts_with(b"POST ") || chunk.starts_with(b"GET ") {
+                    push = chunk.starts_with(b"POST /v2/bot/message/push ");
+                }
+                server.write_all(chunk).await?;
+            }
+            n = server.read(&mut from_server) => {
+                let n = n?;
+                if n == 0 { return Ok(()); }
+                if push && rand::random::<f64>() < RESET_SHARE {
+                    stats.resets.fetch_add(1, Ordering::Relaxed);
+                    client.set_zero_linger()?;
+                    return Ok(());
+                }
+                push = false;
+                client.write_all(&from_server[..n]).await?;
+            }
+        }
+    }
 }
 
 /// A Redis server of the run's own, on a free port, keeping nothing on disk.
@@ -158,7 +220,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         let stats = stats.clone();
         move |req, next| faulty(stats.clone(), req, next)
     }));
-    let line_base = serve_line(layered).await?;
+    let line_base = resetting_relay(&serve_line(layered).await?, stats.clone()).await?;
 
     let mut redis = if args.own_redis {
         Some(OwnRedis::start()?)
@@ -337,6 +399,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
         "redis_outages": redis_outages,
         "line_faults": stats.faults.load(Ordering::Relaxed),
         "line_stalls": stats.stalls.load(Ordering::Relaxed),
+        "line_resets": stats.resets.load(Ordering::Relaxed),
         "webhooks_acked": seen.acked.len(),
         "webhook_resends": seen.webhook_retries,
         "webhooks_stored": stored.len(),
