@@ -6,11 +6,18 @@
 //! Correctness never rests on a notice arriving: the reader also re-reads the log when a wait
 //! times out, so a lost notice (Redis restarted, a publish that failed) only delays an event.
 //! Subscribers keep their own cursor; `events_since` subscribes before reading the backlog so
-//! nothing slips between the two, and a subscriber that lagged re-reads from the store.
+//! nothing slips between the two, and a subscriber that lagged re-reads its backlog.
+//!
+//! The hub keeps the latest events in memory too, so the backlog of a subscriber that is
+//! merely behind by a few events (every wake-up of every connection) is served without a
+//! store read; only a cursor older than that window (a laptop waking after hours) reads the
+//! store. This relies on event ids being committed in id order, which the store's single
+//! write gate guarantees.
 
 use std::{
+    collections::VecDeque,
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
@@ -29,6 +36,8 @@ use crate::{
 const SAFETY_POLL: Duration = Duration::from_secs(2);
 /// Most events read from the store at once.
 const PAGE: i64 = 500;
+/// Events kept in memory for subscribers' backlogs.
+const RECENT: usize = 4096;
 
 #[derive(Clone)]
 pub struct LiveHub {
@@ -40,6 +49,40 @@ struct Inner {
     tx: broadcast::Sender<Arc<Event>>,
     /// The highest event id broadcast so far.
     latest: AtomicI64,
+    recent: RwLock<Recent>,
+}
+
+/// Every event with `floor < id <= latest`, oldest first.
+struct Recent {
+    floor: i64,
+    events: VecDeque<Arc<Event>>,
+}
+
+impl Recent {
+    /// The events after `cursor` (at most `PAGE`), or `None` when the window does not reach
+    /// back that far.
+    fn after(&self, cursor: i64) -> Option<Vec<Event>> {
+        if cursor < self.floor {
+            return None;
+        }
+        let start = self.events.partition_point(|e| e.id <= cursor);
+        Some(
+            self.events
+                .range(start..)
+                .take(PAGE as usize)
+                .map(|e| Event::clone(e))
+                .collect(),
+        )
+    }
+
+    fn push(&mut self, event: Arc<Event>) {
+        if self.events.len() == RECENT
+            && let Some(old) = self.events.pop_front()
+        {
+            self.floor = old.id;
+        }
+        self.events.push_back(event);
+    }
 }
 
 impl LiveHub {
@@ -50,6 +93,10 @@ impl LiveHub {
                 pool,
                 tx,
                 latest: AtomicI64::new(latest),
+                recent: RwLock::new(Recent {
+                    floor: latest,
+                    events: VecDeque::with_capacity(RECENT),
+                }),
             }),
         }
     }
@@ -67,7 +114,7 @@ impl LiveHub {
     /// `wait`, else none. Both live transports are thin wrappers over this.
     pub async fn events_since(&self, cursor: i64, wait: Duration) -> sqlx::Result<Vec<Event>> {
         let mut rx = self.subscribe();
-        let backlog = events::since(&self.inner.pool, cursor, PAGE).await?;
+        let backlog = self.backlog(cursor).await?;
         if !backlog.is_empty() || wait.is_zero() {
             return Ok(backlog);
         }
@@ -77,13 +124,27 @@ impl LiveHub {
                 Err(_) | Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(Vec::new()),
                 Ok(Ok(event)) if event.id > cursor => {
                     // Whatever else arrived meanwhile comes in the same answer.
-                    return events::since(&self.inner.pool, cursor, PAGE).await;
+                    return self.backlog(cursor).await;
                 }
                 Ok(Ok(_)) => continue,
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                    return events::since(&self.inner.pool, cursor, PAGE).await;
+                    return self.backlog(cursor).await;
                 }
             }
+        }
+    }
+
+    /// Events after `cursor`, from memory when the window reaches back that far.
+    async fn backlog(&self, cursor: i64) -> sqlx::Result<Vec<Event>> {
+        let recent = self
+            .inner
+            .recent
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .after(cursor);
+        match recent {
+            Some(events) => Ok(events),
+            None => events::since(&self.inner.pool, cursor, PAGE).await,
         }
     }
 
@@ -126,11 +187,76 @@ impl LiveHub {
             let Some(last) = page.last().map(|e| e.id) else {
                 return Ok(());
             };
-            for event in page {
-                // No receivers is fine: nobody is watching right now.
-                let _ = self.inner.tx.send(Arc::new(event));
+            let page: Vec<Arc<Event>> = page.into_iter().map(Arc::new).collect();
+            {
+                let mut recent = self
+                    .inner
+                    .recent
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for event in &page {
+                    recent.push(event.clone());
+                }
             }
             self.inner.latest.store(last, Ordering::Release);
+            for event in page {
+                // No receivers is fine: nobody is watching right now.
+                let _ = self.inner.tx.send(event);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: i64) -> Arc<Event> {
+        Arc::new(Event {
+            id,
+            kind: "message.new".to_owned(),
+            conversation_id: Some(1),
+            message_id: Some(id),
+            data: None,
+            created_at: 0,
+        })
+    }
+
+    fn ids(events: Option<Vec<Event>>) -> Option<Vec<i64>> {
+        events.map(|v| v.into_iter().map(|e| e.id).collect())
+    }
+
+    #[test]
+    fn the_window_serves_cursors_it_covers_and_refuses_older_ones() {
+        let mut r = Recent {
+            floor: 10,
+            events: VecDeque::new(),
+        };
+        assert_eq!(ids(r.after(10)), Some(vec![]), "nothing new yet");
+        assert_eq!(ids(r.after(9)), None, "before the window: read the store");
+        for id in [11, 12, 15] {
+            r.push(event(id));
+        }
+        assert_eq!(ids(r.after(10)), Some(vec![11, 12, 15]));
+        assert_eq!(ids(r.after(12)), Some(vec![15]), "ids may have gaps");
+        assert_eq!(ids(r.after(13)), Some(vec![15]));
+        assert_eq!(ids(r.after(15)), Some(vec![]));
+    }
+
+    #[test]
+    fn trimming_moves_the_floor_so_nothing_is_skipped() {
+        let mut r = Recent {
+            floor: 0,
+            events: VecDeque::new(),
+        };
+        for id in 1..=(RECENT as i64 + 3) {
+            r.push(event(id));
+        }
+        assert_eq!(r.events.len(), RECENT);
+        assert_eq!(r.floor, 3, "events 1..=3 left the window");
+        assert_eq!(ids(r.after(2)), None);
+        let from_floor = ids(r.after(3)).expect("in the window");
+        assert_eq!(from_floor.first(), Some(&4));
+        assert_eq!(from_floor.len(), PAGE as usize, "one page at a time");
     }
 }
