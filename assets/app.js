@@ -214,6 +214,9 @@
     var id = t.dataset.conversation;
     reads[id] = Math.max(reads[id] || 0, Number(t.dataset.read) || 0);
     sentRead[id] = reads[id];
+    // On a phone the thread needs the room: the contact panel starts folded.
+    var details = document.querySelector(".contact-panel details");
+    if (details && phone()) details.open = false;
   }
 
   function sendRead(id, count) {

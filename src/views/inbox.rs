@@ -54,6 +54,7 @@ pub fn inbox_page(shell: &Shell<'_>, list: &ListView<'_>, open: Option<&Thread<'
                     div.list-head {
                         h2 { (lang.t(Msg::Conversations)) }
                         button type="button" id=(ids::NOTIFY_TOGGLE) hidden
+                            title=(lang.t(Msg::NotifyNewConversation))
                             data-on=(lang.t(Msg::NotifyOn)) data-off=(lang.t(Msg::NotifyOff))
                             data-title=(lang.t(Msg::NotifyNewConversation)) {
                             (lang.t(Msg::NotifyOn))
