@@ -72,7 +72,9 @@
     document.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
       var d = new Date(el.getAttribute("datetime"));
       if (isNaN(d)) return;
-      el.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      el.textContent = el.dataset.full
+        ? d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" })
+        : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
       el.title = d.toLocaleString();
       el.dataset.local = "1";
     });
@@ -171,5 +173,177 @@
   });
   document.addEventListener("htmx:sendError", function () {
     toast(document.body.dataset.msgNetwork || "Network error");
+  });
+})();
+
+// --- Working together: unread badges and the tab title, the list filter applied to live
+// rows, browser notifications of new conversations, and the keyboard. Live rows are the
+// same for every agent (`data-in-count`, `data-status`, `data-assignee`); what is this
+// agent's own (read counts, the filter) lives on `#conversation-list`.
+(function () {
+  "use strict";
+
+  var reads = {};      // conversation id -> customer messages this agent has read
+  var listed = {};     // ids the list had when drawn (a search keeps only those live)
+  var notified = {};   // new conversations already announced
+  var baseTitle = document.title;
+  var sentRead = {};   // the last read count sent per conversation
+
+  function list() { return document.getElementById("conversation-list"); }
+  function openThread() { return document.querySelector(".thread[data-conversation]"); }
+  function rowId(li) { return li.id.replace(/^conv-/, ""); }
+
+  function csrf() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrf-token"] || ""; }
+    catch (e) { return ""; }
+  }
+
+  // A new list (page load, a filter change): take its read counts and what it holds.
+  function takeList() {
+    var ul = list();
+    if (!ul) return;
+    try { reads = JSON.parse(ul.dataset.reads || "{}"); } catch (e) { reads = {}; }
+    listed = {};
+    Array.prototype.forEach.call(ul.children, function (li) { listed[rowId(li)] = true; });
+  }
+
+  // A thread just opened (the server recorded the read): remember it here too.
+  function takeThread() {
+    var t = openThread();
+    if (!t) return;
+    var id = t.dataset.conversation;
+    reads[id] = Math.max(reads[id] || 0, Number(t.dataset.read) || 0);
+    sentRead[id] = reads[id];
+    // On a phone the thread needs the room: the contact panel starts folded.
+    var details = document.querySelector(".contact-panel details");
+    if (details && phone()) details.open = false;
+  }
+
+  function sendRead(id, count) {
+    if ((sentRead[id] || 0) >= count) return;
+    sentRead[id] = count;
+    fetch("/conversations/" + id + "/read", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-csrf-token": csrf() },
+      body: "in_count=" + encodeURIComponent(count),
+    }).catch(function () { sentRead[id] = 0; });
+  }
+
+  function matches(ul, li) {
+    var status = ul.dataset.status;
+    if (status && status !== "any" && li.dataset.status !== status) return false;
+    var who = ul.dataset.who;
+    if (who === "mine" && li.dataset.assignee !== ul.dataset.me) return false;
+    if (who === "unassigned" && li.dataset.assignee !== "") return false;
+    if (ul.dataset.searching && !listed[rowId(li)]) return false;
+    return true;
+  }
+
+  function notify(li) {
+    var id = rowId(li);
+    var ul = list();
+    if (notified[id] || !ul || Number(li.dataset.created) < Number(ul.dataset.now)) return;
+    notified[id] = true;
+    if (localStorage.getItem("linechat-notify") !== "on") return;
+    if (!window.Notification || Notification.permission !== "granted") return;
+    if (!document.hidden && document.hasFocus()) return;
+    var btn = document.getElementById("notify-toggle");
+    var name = li.querySelector(".name");
+    var preview = li.querySelector(".preview");
+    var n = new Notification((btn && btn.dataset.title) || "linechat", {
+      body: (name ? name.textContent : "") + (preview && preview.textContent ? ": " + preview.textContent : ""),
+      tag: "linechat-conv-" + id,
+    });
+    n.onclick = function () { window.focus(); var a = li.querySelector("a"); if (a) a.click(); n.close(); };
+  }
+
+  // Drop rows outside the filter, then draw every badge and the tab title.
+  function refresh() {
+    var ul = list();
+    if (!ul) return;
+    var open = openThread();
+    var openId = open ? open.dataset.conversation : null;
+    var seeing = !document.hidden;
+    var total = 0;
+    Array.prototype.slice.call(ul.children).forEach(function (li) {
+      if (!li.id) return;
+      notify(li);
+      if (!matches(ul, li)) { li.remove(); return; }
+      var id = rowId(li);
+      var inCount = Number(li.dataset.inCount) || 0;
+      if (id === openId && seeing && inCount > (reads[id] || 0)) {
+        reads[id] = inCount;
+        sendRead(id, inCount);
+      }
+      var unread = Math.max(0, inCount - (reads[id] || 0));
+      var badge = li.querySelector(".badge");
+      if (badge) { badge.textContent = unread; badge.hidden = unread === 0; }
+      li.classList.toggle("unread", unread > 0);
+      li.classList.toggle("current", id === openId);
+      total += unread;
+    });
+    document.title = (total > 0 ? "(" + total + ") " : "") + baseTitle;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    baseTitle = document.title;
+    takeList(); takeThread(); refresh(); notifyButton();
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var target = e.detail.target;
+    if (target && target.id === "list-results") takeList();
+    if (target && target.id === "thread-pane") takeThread();
+    refresh();
+  });
+  document.addEventListener("htmx:oobAfterSwap", refresh);
+  document.addEventListener("visibilitychange", refresh);
+
+  // --- Notifications: off until the agent turns them on (and the browser allows them).
+  function notifyButton() {
+    var btn = document.getElementById("notify-toggle");
+    if (!btn || !window.Notification) return;
+    var label = function () {
+      var on = localStorage.getItem("linechat-notify") === "on" && Notification.permission === "granted";
+      btn.textContent = on ? btn.dataset.off : btn.dataset.on;
+      btn.setAttribute("aria-pressed", on ? "true" : "false");
+    };
+    btn.hidden = Notification.permission === "denied";
+    label();
+    btn.addEventListener("click", function () {
+      if (localStorage.getItem("linechat-notify") === "on") {
+        localStorage.removeItem("linechat-notify");
+        label();
+        return;
+      }
+      Notification.requestPermission().then(function (p) {
+        if (p === "granted") localStorage.setItem("linechat-notify", "on");
+        btn.hidden = p === "denied";
+        label();
+      });
+    });
+  }
+
+  // --- Keyboard: "/" goes to the search; on a phone, Esc (or Back) returns to the list.
+  function phone() { return window.matchMedia("(max-width: 640px)").matches; }
+  function listUrl() {
+    var form = document.querySelector("form.filters");
+    var q = form ? new URLSearchParams(new FormData(form)).toString() : "";
+    return "/" + (q ? "?" + q : "");
+  }
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    var typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    if (e.key === "/" && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
+      var search = document.getElementById("list-search");
+      if (search) { e.preventDefault(); search.focus(); search.select(); }
+    } else if (e.key === "Escape" && phone() && openThread() && !(typing && t.value)) {
+      e.preventDefault();
+      window.location = listUrl();
+    }
+  });
+  document.addEventListener("click", function (e) {
+    var back = e.target.closest && e.target.closest(".thread-head .back");
+    if (back) { e.preventDefault(); window.location = listUrl(); }
   });
 })();

@@ -7,6 +7,7 @@ import { mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { eventually } from "./lib.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -52,16 +53,6 @@ async function control(method, path, body) {
 }
 const customerSays = (user, text, name) => control("POST", "/webhook-text", { user, name, text });
 const delivered = () => control("GET", "/delivered");
-
-async function eventually(what, check, ms = 15000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /// A page in a new context (own cookies), failing the test on any JS dialog or page error.
 async function newPage(t, { viewport = { width: 1280, height: 800 }, noEventSource = false } = {}) {

@@ -26,7 +26,11 @@ use crate::{
     error::Result,
     http::auth::Agent,
     i18n::Lang,
-    store::{conversations, events::Event, messages},
+    store::{
+        agents, contacts, conversations,
+        events::{Event, EventKind},
+        messages,
+    },
     views::live::{LiveItem, live_fragment},
 };
 
@@ -64,22 +68,18 @@ async fn stream_events(
     let shutdown = state.workers.shutdown.clone().cancelled_owned();
     // Counted while the stream lives: the guard moves into the stream and drops with it.
     let open = crate::telemetry::LiveConnection::open("sse", agent.agent.id);
-    let csrf = agent.csrf;
-    let batches = stream::unfold((state, cursor), move |(state, cursor)| {
-        let csrf = csrf.clone();
-        async move {
-            loop {
-                match state.hub.events_since(cursor, HOLD).await {
-                    Ok(events) if events.is_empty() => continue,
-                    Ok(events) => {
-                        let last = events.last().map_or(cursor, |e| e.id);
-                        let sse = render_sse(&state, lang, &csrf, &events).await;
-                        return Some((stream::iter(sse), (state, last)));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "live: cannot read the event log");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+    let batches = stream::unfold((state, cursor), move |(state, cursor)| async move {
+        loop {
+            match state.hub.events_since(cursor, HOLD).await {
+                Ok(events) if events.is_empty() => continue,
+                Ok(events) => {
+                    let last = events.last().map_or(cursor, |e| e.id);
+                    let sse = render_sse(&state, lang, &events).await;
+                    return Some((stream::iter(sse), (state, last)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "live: cannot read the event log");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
@@ -96,12 +96,12 @@ async fn stream_events(
         .into_response()
 }
 
-async fn render_sse(state: &AppState, lang: Lang, csrf: &str, events: &[Event]) -> Vec<SseEvent> {
+async fn render_sse(state: &AppState, lang: Lang, events: &[Event]) -> Vec<SseEvent> {
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         // An event that cannot be drawn still advances the cursor (an empty data line), so
         // a reconnect does not replay it forever.
-        let html = match fragment(state, lang, csrf, event).await {
+        let html = match fragment(state, lang, event).await {
             Ok(markup) => markup.into_string(),
             Err(e) => {
                 tracing::warn!(error = %e, event_id = event.id, "live: cannot draw an event");
@@ -131,7 +131,7 @@ async fn poll_events(
     let next = events.last().map_or(cursor, |e| e.id);
     let mut fragments = Vec::with_capacity(events.len());
     for event in &events {
-        fragments.push(fragment(&state, lang, &agent.csrf, event).await?);
+        fragments.push(fragment(&state, lang, event).await?);
     }
     Ok((
         [
@@ -144,7 +144,7 @@ async fn poll_events(
 }
 
 /// The fragment for one event: the message it concerns and its conversation's list row.
-async fn fragment(state: &AppState, lang: Lang, csrf: &str, event: &Event) -> Result<Markup> {
+async fn fragment(state: &AppState, lang: Lang, event: &Event) -> Result<Markup> {
     let pool = &state.store.pool;
     let message = match event.message_id {
         Some(id) => messages::get(pool, id).await?,
@@ -154,10 +154,23 @@ async fn fragment(state: &AppState, lang: Lang, csrf: &str, event: &Event) -> Re
         Some(id) => conversations::row(pool, id).await?,
         None => None,
     };
+    // A conversation change redraws the open thread's header (assignee, status); it and a
+    // contact change redraw the contact panel.
+    let agents = match (&row, event.kind == EventKind::ConversationUpdated.as_str()) {
+        (Some(_), true) => Some(agents::active(pool).await?),
+        _ => None,
+    };
+    let contact_changed = event.kind == EventKind::ContactUpdated.as_str();
+    let contact = match &row {
+        Some(r) if agents.is_some() || contact_changed => contacts::get(pool, r.contact_id).await?,
+        _ => None,
+    };
     let item = LiveItem {
         event,
         message: message.as_ref(),
         row: row.as_ref(),
+        agents: agents.as_deref(),
+        contact: contact.as_ref(),
     };
-    Ok(html! { (live_fragment(lang, csrf, &item)) })
+    Ok(html! { (live_fragment(lang, &item)) })
 }

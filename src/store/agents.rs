@@ -87,3 +87,10 @@ pub async fn count(pool: &SqlitePool) -> sqlx::Result<i64> {
         .fetch_one(pool)
         .await
 }
+
+/// Active agents by display name: who a conversation can be assigned to.
+pub async fn active(pool: &SqlitePool) -> sqlx::Result<Vec<Agent>> {
+    sqlx::query_as("SELECT * FROM agents WHERE active = 1 ORDER BY display_name, id")
+        .fetch_all(pool)
+        .await
+}

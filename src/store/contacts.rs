@@ -146,6 +146,7 @@ pub struct Conversation {
     pub last_activity_at: i64,
     pub last_message_id: Option<i64>,
     pub created_at: i64,
+    pub in_count: i64,
 }
 
 /// Finds or creates the conversation of a chat contact.
@@ -162,33 +163,38 @@ pub async fn ensure_conversation(conn: &mut Conn, contact_id: i64, at: i64) -> s
     .await
 }
 
-/// Moves a conversation's activity forward to `message_id`; a customer message reopens a
-/// resolved conversation. Answers whether the status changed.
+/// Moves a conversation's activity forward to `message_id`. A customer message (`from_customer`)
+/// counts towards `in_count` (what unread counts are measured against) and reopens a resolved
+/// or pending conversation: the customer is waiting again. Answers whether the status changed.
 pub async fn touch(
     conn: &mut Conn,
     id: i64,
     at: i64,
     message_id: i64,
-    reopen: bool,
+    from_customer: bool,
 ) -> sqlx::Result<bool> {
-    let reopened = if reopen {
-        sqlx::query("UPDATE conversations SET status = 'open' WHERE id = ? AND status = 'resolved'")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
+    let reopened = if from_customer {
+        sqlx::query(
+            "UPDATE conversations SET status = 'open' WHERE id = ? AND status IN ('resolved', 'pending')",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
             > 0
     } else {
         false
     };
     sqlx::query(
         "UPDATE conversations SET last_message_id = ?,
-             last_activity_at = CASE WHEN ? > last_activity_at THEN ? ELSE last_activity_at END
+             last_activity_at = CASE WHEN ? > last_activity_at THEN ? ELSE last_activity_at END,
+             in_count = in_count + ?
          WHERE id = ?",
     )
     .bind(message_id)
     .bind(at)
     .bind(at)
+    .bind(i64::from(from_customer))
     .bind(id)
     .execute(&mut *conn)
     .await?;

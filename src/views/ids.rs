@@ -28,3 +28,20 @@ pub fn thread(conversation_id: i64) -> String {
 pub fn message(id: i64) -> String {
     format!("msg-{id}")
 }
+
+/// What the list filters redraw: the list and its empty note (`#conversation-list` inside).
+pub const LIST_RESULTS: &str = "list-results";
+/// The search box (`/` focuses it).
+pub const LIST_SEARCH: &str = "list-search";
+/// The button that turns browser notifications on and off.
+pub const NOTIFY_TOGGLE: &str = "notify-toggle";
+
+/// An open thread's header (assignee and status controls), replaced live.
+pub fn thread_head(conversation_id: i64) -> String {
+    format!("thread-head-{conversation_id}")
+}
+
+/// The contact panel beside a thread, replaced live.
+pub fn contact_card(conversation_id: i64) -> String {
+    format!("contact-{conversation_id}")
+}

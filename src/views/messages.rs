@@ -12,20 +12,36 @@ use crate::{
 /// A time as `<time>`: UTC in the markup, turned into the agent's local time by `app.js`.
 pub struct Timestamp(pub i64);
 
+/// A time with its date (`data-full`: `app.js` shows the agent's local date and time).
+pub struct DateTime(pub i64);
+
+fn utc(ms: i64) -> (time::OffsetDateTime, String) {
+    let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let iso = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        when.year(),
+        u8::from(when.month()),
+        when.day(),
+        when.hour(),
+        when.minute(),
+        when.second()
+    );
+    (when, iso)
+}
+
 impl Render for Timestamp {
     fn render(&self) -> Markup {
-        let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let iso = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            when.year(),
-            u8::from(when.month()),
-            when.day(),
-            when.hour(),
-            when.minute(),
-            when.second()
-        );
+        let (when, iso) = utc(self.0);
         html! { time datetime=(iso) { (format!("{:02}:{:02}", when.hour(), when.minute())) } }
+    }
+}
+
+impl Render for DateTime {
+    fn render(&self) -> Markup {
+        let (_, iso) = utc(self.0);
+        // Until app.js localises it: "YYYY-MM-DD HH:MM UTC".
+        html! { time datetime=(iso) data-full="1" { (iso[..16].replace('T', " ")) " UTC" } }
     }
 }
 
@@ -58,7 +74,7 @@ pub fn preview(lang: Lang, kind: &str, text: Option<&str>) -> String {
 }
 
 /// A message row; `oob` adds `hx-swap-oob` (a live update replacing the row in place).
-pub fn message_row(lang: Lang, m: &Message, csrf: &str, oob: Option<&str>) -> Markup {
+pub fn message_row(lang: Lang, m: &Message, oob: Option<&str>) -> Markup {
     let id = ids::message(m.id);
     html! {
         div id=(id) class={ "msg " (m.direction) } hx-swap-oob=[oob] {
@@ -68,7 +84,7 @@ pub fn message_row(lang: Lang, m: &Message, csrf: &str, oob: Option<&str>) -> Ma
                 div.bubble { (content(lang, m)) }
                 div.meta {
                     (Timestamp(m.created_at))
-                    @if m.direction == "out" { " " (status(lang, m, csrf)) }
+                    @if m.direction == "out" { " " (status(lang, m)) }
                 }
             }
         }
@@ -88,7 +104,7 @@ fn content(lang: Lang, m: &Message) -> Markup {
     }
 }
 
-fn status(lang: Lang, m: &Message, csrf: &str) -> Markup {
+fn status(lang: Lang, m: &Message) -> Markup {
     let label = match m.status.as_str() {
         "queued" => Msg::Queued,
         "sending" => Msg::Sending,
@@ -101,7 +117,8 @@ fn status(lang: Lang, m: &Message, csrf: &str) -> Markup {
             @if let Some(e) = &m.last_error { " " span.error { (e) } }
             form.retry hx-post={ "/messages/" (m.id) "/retry" } hx-target={ "#" (ids::message(m.id)) }
                 hx-swap="outerHTML" method="post" action={ "/messages/" (m.id) "/retry" } {
-                input type="hidden" name="csrf" value=(csrf);
+                // No token field: live fragments are the same bytes for every agent, and htmx
+                // sends the session's token as `x-csrf-token` (from `<body hx-headers>`).
                 button type="submit" { (lang.t(Msg::Retry)) }
             }
         }

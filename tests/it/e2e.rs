@@ -23,6 +23,8 @@ use crate::{
 };
 
 const AGENT: &str = "e2e-agent";
+/// A second agent, for the tests of working together (same password).
+const AGENT2: &str = "e2e-agent2";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The whole browser run; a hung browser fails the test instead of hanging CI.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
@@ -44,6 +46,7 @@ async fn browser_tests() {
 
     let app = Arc::new(TestApp::spawn(Bus::Local).await);
     app.add_agent(AGENT).await;
+    app.add_agent(AGENT2).await;
     let control = spawn_control(app.clone()).await;
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(&e2e)
@@ -61,6 +64,7 @@ async fn browser_tests() {
         .env("LINECHAT_URL", app.url(""))
         .env("CONTROL_URL", format!("http://{control}"))
         .env("AGENT_USER", AGENT)
+        .env("AGENT2_USER", AGENT2)
         .env("AGENT_PASSWORD", PASSWORD)
         .env("ARTIFACTS", e2e.join("artifacts"))
         .env("CHROMIUM", CHROMIUM)

@@ -8,6 +8,7 @@ mod helpers;
 mod line_events;
 
 mod auth;
+mod collab;
 mod crash;
 mod delivery;
 mod desk;

@@ -1,13 +1,17 @@
-//! `GET /` (the inbox) and `GET /conversations/{id}` (the inbox with a thread open; just the
-//! thread pane for htmx).
+//! `GET /` (the inbox; just the filtered list for the filter bar) and `GET /conversations/{id}`
+//! (the inbox with a thread open; just the thread pane for htmx). Opening a thread records
+//! that this agent has read it.
+
+use std::collections::HashMap;
 
 use axum::{
     Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
     routing::get,
 };
+use serde::Deserialize;
 
 use super::is_htmx;
 use crate::{
@@ -15,17 +19,24 @@ use crate::{
     error::{AppError, Result},
     http::auth::Agent,
     i18n::Lang,
-    store::{conversations, events, messages},
+    store::{
+        agents, contacts,
+        conversations::{self, ConversationRow, Filter, Status, Who},
+        events, messages,
+    },
     views::{
-        inbox::{Thread, inbox_page, thread_pane},
+        ids,
+        inbox::{ListView, MAX_SEARCH_CHARS, Thread, inbox_page, list_results, thread_pane},
         layout::Shell,
     },
 };
 
-/// Conversations listed at once (paging comes with the filters).
+/// Conversations listed at once (the newest activity first).
 const LIST_LIMIT: i64 = 100;
 /// Messages of a thread shown at once (scrolling back comes later).
 const THREAD_LIMIT: i64 = 200;
+/// Read counts a page carries for live rows (the most recently active conversations).
+const READS_LIMIT: i64 = 1000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,13 +44,77 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}", get(show_conversation))
 }
 
-async fn show_inbox(State(state): State<AppState>, agent: Agent, lang: Lang) -> Result<Response> {
+/// The list filter as the address bar carries it: `?who=all|mine|unassigned`,
+/// `&status=open|pending|resolved|any` (default open: what still needs an answer), `&q=`.
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    who: Option<String>,
+    status: Option<String>,
+    q: Option<String>,
+}
+
+impl ListQuery {
+    fn filter(&self, me: i64) -> Result<Filter> {
+        let who = match self.who.as_deref().unwrap_or("all") {
+            "all" | "" => Who::All,
+            "mine" => Who::Mine(me),
+            "unassigned" => Who::Unassigned,
+            _ => return Err(AppError::Invalid("unknown `who` filter".into())),
+        };
+        let status = match self.status.as_deref().unwrap_or("open") {
+            "any" => None,
+            "" => Some(Status::Open),
+            s => Some(Status::parse(s).ok_or(AppError::Invalid("unknown status filter".into()))?),
+        };
+        let search = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if search.is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
+            return Err(AppError::Invalid("the search is too long".into()));
+        }
+        Ok(Filter {
+            who,
+            status,
+            search: search.map(str::to_owned),
+        })
+    }
+}
+
+async fn show_inbox(
+    State(state): State<AppState>,
+    agent: Agent,
+    lang: Lang,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response> {
+    let filter = q.filter(agent.agent.id)?;
     // The cursor is read before the data, so whatever lands in between is replayed live
     // rather than missed (a replayed row is replaced in place, not duplicated).
     let cursor = events::latest_id(&state.store.pool).await?;
-    let rows = conversations::list(&state.store.pool, LIST_LIMIT).await?;
+    let (rows, reads) = list_data(&state, &agent, &filter).await?;
+    let list = ListView {
+        filter: &filter,
+        rows: &rows,
+        reads: &reads,
+        me: agent.agent.id,
+    };
+    let for_list = headers
+        .get("hx-target")
+        .is_some_and(|t| t.as_bytes() == ids::LIST_RESULTS.as_bytes());
+    if is_htmx(&headers) && for_list {
+        return Ok(list_results(lang, &list).into_response());
+    }
     let shell = shell(lang, &agent, cursor, state.sandbox.is_some());
-    Ok(inbox_page(&shell, &rows, None).into_response())
+    Ok(inbox_page(&shell, &list, None).into_response())
+}
+
+async fn list_data(
+    state: &AppState,
+    agent: &Agent,
+    filter: &Filter,
+) -> Result<(Vec<ConversationRow>, HashMap<i64, i64>)> {
+    let pool = &state.store.pool;
+    let rows = conversations::list(pool, filter, LIST_LIMIT).await?;
+    let reads = conversations::reads(pool, agent.agent.id, READS_LIMIT).await?;
+    Ok((rows, reads))
 }
 
 async fn show_conversation(
@@ -48,25 +123,46 @@ async fn show_conversation(
     lang: Lang,
     headers: HeaderMap,
     Path(id): Path<i64>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Response> {
+    let filter = q.filter(agent.agent.id)?;
     let pool = &state.store.pool;
     let cursor = events::latest_id(pool).await?;
     let row = conversations::row(pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
+    let contact = contacts::get(pool, row.contact_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let messages = messages::page(pool, id, i64::MAX, THREAD_LIMIT).await?;
+    let agents = agents::active(pool).await?;
+    // Having it open is reading it: everything the customer wrote so far.
+    let mut tx = state.store.write().await?;
+    let read = conversations::mark_read(&mut tx, agent.agent.id, id, Some(row.in_count))
+        .await?
+        .unwrap_or(row.in_count);
+    tx.commit().await?;
     let nonce = crate::app::random_token();
     let thread = Thread {
         row: &row,
         messages: &messages,
         nonce: &nonce,
+        agents: &agents,
+        contact: &contact,
+        read,
     };
     if is_htmx(&headers) {
         return Ok(thread_pane(lang, &agent.csrf, &thread).into_response());
     }
-    let rows = conversations::list(pool, LIST_LIMIT).await?;
+    let (rows, reads) = list_data(&state, &agent, &filter).await?;
+    let list = ListView {
+        filter: &filter,
+        rows: &rows,
+        reads: &reads,
+        me: agent.agent.id,
+    };
     let shell = shell(lang, &agent, cursor, state.sandbox.is_some());
-    Ok(inbox_page(&shell, &rows, Some(&thread)).into_response())
+    Ok(inbox_page(&shell, &list, Some(&thread)).into_response())
 }
 
 fn shell<'a>(lang: Lang, agent: &'a Agent, cursor: i64, sandbox: bool) -> Shell<'a> {

@@ -1,5 +1,6 @@
 //! The agent desk's screens, a file per screen. Every route here needs a signed-in `Agent`.
 
+mod collab;
 mod inbox;
 mod reply;
 
@@ -8,7 +9,10 @@ use axum::Router;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(inbox::router()).merge(reply::router())
+    Router::new()
+        .merge(inbox::router())
+        .merge(reply::router())
+        .merge(collab::router())
 }
 
 /// Whether the request came from htmx (then only the fragment is rendered).

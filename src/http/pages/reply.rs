@@ -98,7 +98,7 @@ async fn send_reply(
         .ok_or(AppError::NotFound)?;
     let next_nonce = crate::app::random_token();
     Ok(html! {
-        (message_row(lang, &message, &agent.csrf, None))
+        (message_row(lang, &message, None))
         (nonce_field(&next_nonce, true))
     }
     .into_response())
@@ -125,7 +125,7 @@ fn refused(lang: Lang, e: TextError) -> Response {
 /// get it twice), announced, enqueued.
 async fn retry_message(
     State(state): State<AppState>,
-    agent: Agent,
+    _agent: Agent,
     lang: Lang,
     Path(id): Path<i64>,
 ) -> Result<Response> {
@@ -149,7 +149,7 @@ async fn retry_message(
     let message = messages::get(&state.store.pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    Ok(message_row(lang, &message, &agent.csrf, None).into_response())
+    Ok(message_row(lang, &message, None).into_response())
 }
 
 /// Hands a committed message to the delivery worker and wakes the live hubs. Failures are

@@ -1,0 +1,166 @@
+// Working together, in two real browsers: agent A assigns a conversation to agent B, and B's
+// desk follows live (no reload): the row's assignee, B's "Mine" list, the unread badge and
+// the tab title as the customer writes, the status A sets. Run by `cargo test e2e`
+// (tests/it/e2e.rs), which also sets AGENT2_USER.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { eventually } from "./lib.mjs";
+
+const need = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run these through \`cargo test e2e\``);
+  return v;
+};
+const [APP, CONTROL, A, B, PASSWORD, ARTIFACTS] =
+  ["LINECHAT_URL", "CONTROL_URL", "AGENT_USER", "AGENT2_USER", "AGENT_PASSWORD", "ARTIFACTS"].map(need);
+
+let browser;
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+  });
+});
+after(async () => { await browser?.close(); });
+
+const tag = () => randomBytes(4).toString("hex");
+
+/// The customer (a fresh LINE user) writes `text`; LINE knows them as `name`.
+async function customer(user, text, name) {
+  const r = await fetch(CONTROL + "/webhook-text", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user, text, name }),
+  });
+  assert.equal(r.status, 200, `webhook: ${await r.text()}`);
+}
+
+/// A desk page in its own context (own cookies), signed in as `who`, on the inbox.
+async function desk(t, who, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, locale: "en-US" });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (e) => page.errors.push(String(e)));
+  await page.goto(APP + "/login");
+  await page.fill("input[name=username]", who);
+  await page.fill("input[name=password]", PASSWORD);
+  await Promise.all([page.waitForURL(APP + "/"), page.click("form button[type=submit]")]);
+  // Set once; a reload would lose it.
+  await page.evaluate(() => { window.__sameDocument = true; });
+  return page;
+}
+
+/// The number in "(N) …" of the tab title (0 without one).
+const titleCount = async (page) => Number((/^\((\d+)\) /.exec(await page.title()) || [0, 0])[1]);
+
+const until = (what, check) => eventually(what, check, 10000);
+
+/// Waits until htmx has wired up `selector` (a swapped-in form listens only after that; a
+/// person cannot act in those few milliseconds, a test can).
+const wired = (page, selector) => until(`htmx wired ${selector}`,
+  () => page.evaluate((s) => { const el = document.querySelector(s); return !!(el && el["htmx-internal-data"]); }, selector));
+
+const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `collab-${name}.png`) });
+
+test("A assigns a conversation to B; B sees it, its unread count and its status live", async (t) => {
+  const user = "U" + randomBytes(16).toString("hex");
+  const name = `Collab ${tag()}`;
+  const first = `hello ${tag()}`;
+  await customer(user, first, name);
+
+  const b = await desk(t, B);
+  const a = await desk(t, A);
+  const bRow = b.locator("#conversation-list li", { hasText: first });
+  await bRow.waitFor();
+  const id = (await bRow.getAttribute("id")).replace("conv-", "");
+  const me = await b.locator("#conversation-list").getAttribute("data-me");
+  await until("B's badge says 1", async () => (await bRow.locator(".badge").textContent()) === "1");
+  const bTitle = await titleCount(b);
+  assert.ok(bTitle >= 1, `B's tab title counts the unread message: ${await b.title()}`);
+
+  // A opens it and assigns it to B from the thread header.
+  await a.locator(`#conv-${id} a`).click();
+  await wired(a, `#thread-head-${id} form.assign`);
+  await a.selectOption(`#thread-head-${id} select[name=assignee]`, { label: B });
+  await until("the assignment is stored and shown to A",
+    async () => (await a.locator(`#conv-${id}`).getAttribute("data-assignee")) === me);
+  assert.equal(await a.locator(`#contact-${id} .assignee`).textContent(), B);
+
+  // B's screen follows without a reload.
+  await until("B's row shows B as assignee",
+    async () => (await b.locator(`#conv-${id} .assignee`).textContent()) === B);
+  assert.equal(await b.locator(`#conv-${id}`).getAttribute("data-assignee"), me);
+
+  // B narrows the list to Mine: the filter is in the address bar, the conversation is there.
+  await b.locator(".filters label", { hasText: "Mine" }).click();
+  await b.waitForURL(/who=mine/);
+  await b.locator("#conversation-list").and(b.locator("[data-who=mine]")).waitFor();
+  assert.equal(await b.locator("#conversation-list li").count(), 1);
+  await b.evaluate(() => { window.__sameDocument = true; });
+
+  // The customer writes again: B's badge and tab title go up, A (reading it) stays at 0.
+  const second = `second ${tag()}`;
+  await customer(user, second);
+  await until("B's badge says 2", async () => (await b.locator(`#conv-${id} .badge`).textContent()) === "2");
+  await until("B's tab title counts it (Mine holds this one only)", async () => (await titleCount(b)) === 2);
+  await a.locator(".thread .msg.in .bubble", { hasText: second }).waitFor();
+  assert.equal(await a.locator(`#conv-${id} .badge`).isHidden(), true, "A has it open: nothing unread");
+  await shot(b, "b-unread");
+  await shot(a, "a-assigned");
+
+  // B opens it: read; the badge goes and the title no longer counts it.
+  await b.locator(`#conv-${id} a`).click();
+  await b.locator(".thread .msg.in .bubble", { hasText: second }).waitFor();
+  await until("B's badge is gone", () => b.locator(`#conv-${id} .badge`).isHidden());
+  assert.equal(await titleCount(b), 0, await b.title());
+
+  // A resolves it: B's open thread header says so; B's Open list lets the row go.
+  await a.selectOption(`#thread-head-${id} select[name=status]`, "resolved");
+  await until("B's header shows Resolved",
+    async () => (await b.locator(`#thread-head-${id} select[name=status]`).inputValue()) === "resolved");
+  await until("the resolved row leaves B's Open list", async () => (await b.locator(`#conv-${id}`).count()) === 0);
+  assert.equal(await b.evaluate(() => window.__sameDocument), true, "B's page was not reloaded");
+
+  // A customer message reopens it, and it comes back to B's list.
+  await customer(user, `again ${tag()}`);
+  await b.locator(`#conv-${id}`).waitFor();
+  assert.equal(await b.locator(`#thread-head-${id} select[name=status]`).inputValue(), "open");
+  assert.deepEqual([...a.errors, ...b.errors], []);
+});
+
+test("search, the / key, and one pane at a time on a phone", async (t) => {
+  const user = "U" + randomBytes(16).toString("hex");
+  const word = `needle_${tag()}%`;
+  await customer(user, `I need help with ${word}`, `Phone ${tag()}`);
+  await customer("U" + randomBytes(16).toString("hex"), `something else ${tag()}`);
+
+  const page = await desk(t, A, { width: 390, height: 844 });
+  await page.keyboard.press("/");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "list-search");
+  await page.keyboard.type(word);
+  await page.waitForURL(/q=needle/);
+  await until("only the match is listed", async () => (await page.locator("#conversation-list li").count()) === 1);
+  await page.locator("#conversation-list li", { hasText: word }).waitFor();
+  await shot(page, "phone-search");
+
+  await page.locator("#conversation-list li a").click();
+  await page.locator(".thread .msg.in", { hasText: word }).waitFor();
+  assert.equal(await page.locator("nav.list").isHidden(), true, "the list gives way to the thread");
+  assert.equal(await page.locator(".thread-head .back").isVisible(), true);
+  await shot(page, "phone-thread");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling (overflow ${overflow}px)`);
+
+  // Esc goes back to the list, the search kept.
+  await page.locator(".thread").click();
+  await Promise.all([page.waitForURL(/\/\?.*q=needle/), page.keyboard.press("Escape")]);
+  await page.locator("nav.list").waitFor();
+  assert.equal(await page.inputValue("#list-search"), word);
+  assert.deepEqual(page.errors, []);
+});
