@@ -173,3 +173,21 @@
     toast(document.body.dataset.msgNetwork || "Network error");
   });
 })();
+
+// --- Older history: the sentinel at the top of a thread is replaced by the page before it;
+// the agent's view stays on the message they were reading (distance from the bottom kept).
+(function () {
+  "use strict";
+  var keep = null;
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var t = e.detail.target;
+    if (!t || !t.classList || !t.classList.contains("older")) return;
+    var thread = t.closest(".thread");
+    if (thread) keep = { thread: thread, fromBottom: thread.scrollHeight - thread.scrollTop };
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    if (!keep) return;
+    keep.thread.scrollTop = keep.thread.scrollHeight - keep.fromBottom;
+    keep = null;
+  });
+})();

@@ -5,7 +5,7 @@ use maud::{Markup, html};
 use super::{
     ids,
     layout::{Shell, page},
-    messages::{Timestamp, message_row, preview},
+    messages::{Timestamp, preview},
 };
 use crate::{
     domain::MAX_TEXT_UTF16,
@@ -17,6 +17,8 @@ use crate::{
 pub struct Thread<'a> {
     pub row: &'a ConversationRow,
     pub messages: &'a [Message],
+    /// Older messages exist: the thread starts with the sentinel that loads them.
+    pub has_older: bool,
     /// A fresh one-use key for the composer (stops a double submit from sending twice).
     pub nonce: &'a str,
 }
@@ -76,7 +78,7 @@ pub fn thread_pane(lang: Lang, csrf: &str, thread: &Thread<'_>) -> Markup {
     html! {
         header.thread-head { h2 { (contact_name(thread.row)) } }
         div.thread id=(ids::thread(id)) {
-            @for m in thread.messages { (message_row(lang, m, csrf, None)) }
+            (super::history::older_page(lang, csrf, id, thread.messages, thread.has_older))
         }
         (composer(lang, csrf, id, thread.nonce))
     }

@@ -15,6 +15,7 @@ mod e2e;
 mod hostile;
 mod ingest;
 mod live;
+mod media;
 mod ops;
 mod redis_faults;
 mod sandbox;

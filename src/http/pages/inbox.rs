@@ -15,7 +15,7 @@ use crate::{
     error::{AppError, Result},
     http::auth::Agent,
     i18n::Lang,
-    store::{conversations, events, messages},
+    store::{conversations, events},
     views::{
         inbox::{Thread, inbox_page, thread_pane},
         layout::Shell,
@@ -24,8 +24,6 @@ use crate::{
 
 /// Conversations listed at once (paging comes with the filters).
 const LIST_LIMIT: i64 = 100;
-/// Messages of a thread shown at once (scrolling back comes later).
-const THREAD_LIMIT: i64 = 200;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -54,11 +52,13 @@ async fn show_conversation(
     let row = conversations::row(pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let messages = messages::page(pool, id, i64::MAX, THREAD_LIMIT).await?;
+    // The latest page; older ones load as the agent scrolls up (`history.rs`).
+    let (messages, has_older) = super::history::page_before(pool, id, i64::MAX).await?;
     let nonce = crate::app::random_token();
     let thread = Thread {
         row: &row,
         messages: &messages,
+        has_older,
         nonce: &nonce,
     };
     if is_htmx(&headers) {

@@ -1,6 +1,8 @@
 //! The agent desk's screens, a file per screen. Every route here needs a signed-in `Agent`.
 
+mod history;
 mod inbox;
+mod media;
 mod reply;
 
 use axum::Router;
@@ -8,7 +10,11 @@ use axum::Router;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(inbox::router()).merge(reply::router())
+    Router::new()
+        .merge(history::router())
+        .merge(inbox::router())
+        .merge(media::router())
+        .merge(reply::router())
 }
 
 /// Whether the request came from htmx (then only the fragment is rendered).
