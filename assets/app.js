@@ -191,3 +191,13 @@
     keep = null;
   });
 })();
+
+// --- Sticker picker: a sent sticker closes the picker and shows the thread's end.
+document.addEventListener("htmx:afterRequest", function (e) {
+  var el = e.detail.elt;
+  if (!el.matches || !el.matches(".sticker-choice") || !e.detail.successful) return;
+  var picker = el.closest("details");
+  if (picker) picker.open = false;
+  var thread = document.querySelector(".thread");
+  if (thread) thread.scrollTop = thread.scrollHeight;
+});

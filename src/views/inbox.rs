@@ -96,6 +96,7 @@ fn composer(lang: Lang, csrf: &str, conversation_id: i64, nonce: &str) -> Markup
                 placeholder=(lang.t(Msg::ComposerPlaceholder)) {}
             div.composer-foot {
                 span.counter data-max=(MAX_TEXT_UTF16) title=(lang.t(Msg::ComposerHint)) { (MAX_TEXT_UTF16) }
+                (super::stickers::sticker_picker(lang, conversation_id))
                 button type="submit" { (lang.t(Msg::Send)) }
             }
         }

@@ -12,3 +12,4 @@ pub mod live;
 pub mod login;
 pub mod messages;
 pub mod sandbox;
+pub mod stickers;

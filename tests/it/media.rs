@@ -8,7 +8,7 @@ use linechat::store::messages;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Browser, Bus, TestApp, eventually},
+    helpers::{Browser, Bus, TestApp, eventually, field_value},
     line_events::{body, event, from_group, from_user, group, message, user},
 };
 
@@ -493,4 +493,109 @@ async fn older_history_pages_back_to_the_start() {
     let anon = app.browser();
     let r = get(&anon, &format!("/conversations/{conv}/messages?before=5")).await;
     assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn the_sticker_picker_sends_a_sticker_line_accepts() {
+    let app = TestApp::spawn(Bus::Local).await;
+    let b = app.signed_in("mei").await;
+    let u = user(70);
+    let conv = app.conversation(&u).await;
+    let (_, html) = b.page(&format!("/conversations/{conv}")).await;
+    // The picker offers the default stickers, as images from LINE's CDN.
+    assert!(html.contains("class=\"sticker-picker\""), "{html}");
+    assert!(html.contains("sticker/52002734/android/sticker.png"));
+    assert!(html.contains(&format!("hx-post=\"/conversations/{conv}/stickers\"")));
+    let csrf = b.csrf();
+    let nonce = field_value(&html, "nonce").unwrap();
+    let path = format!("/conversations/{conv}/stickers");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("nonce", nonce.as_str()),
+        ("package_id", "11537"),
+        ("sticker_id", "52002734"),
+        ("text", "a draft the agent keeps"),
+    ];
+    let r = b.post_form(&path, &form).await;
+    assert_eq!(r.status(), 200);
+    let row = r.text().await.unwrap();
+    assert!(
+        row.contains("sticker/52002734/android/sticker.png"),
+        "{row}"
+    );
+    assert!(
+        row.contains("id=\"composer-nonce\""),
+        "a fresh nonce comes back: {row}"
+    );
+    // The same nonce again (a double click) stores nothing new.
+    assert_eq!(b.post_form(&path, &form).await.status(), 200);
+    let sent: Vec<messages::Message> =
+        sqlx::query_as("SELECT * FROM messages WHERE kind = 'sticker' AND direction = 'out'")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(sent.len(), 1);
+    let m = app.wait_status(sent[0].id, "sent").await;
+    assert_eq!(m.text, None);
+    let delivered = app.fake.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0].message,
+        json!({ "type": "sticker", "packageId": "11537", "stickerId": "52002734" })
+    );
+    assert_eq!(delivered[0].to.as_deref(), Some(u.as_str()));
+    assert!(
+        app.fake.violations().is_empty(),
+        "{:?}",
+        app.fake.violations()
+    );
+    // The list previews it as a sticker.
+    let (_, html) = b.page("/").await;
+    assert!(html.contains("[sticker]"), "{html}");
+
+    // Stickers not on offer, junk and missing fields: refused, nothing stored.
+    for (package, sticker) in [("446", "52002734"), ("1", "1"), ("446", "1988 "), ("", "")] {
+        let nonce = format!("n{}", sticker.len() + package.len());
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("nonce", nonce.as_str()),
+            ("package_id", package),
+            ("sticker_id", sticker),
+        ];
+        let r = b.post_form(&path, &form).await;
+        assert_eq!(r.status(), 400, "{package}/{sticker}");
+    }
+    let r = b
+        .post_form(&path, &[("csrf", &csrf), ("nonce", "x1")])
+        .await;
+    assert!(r.status().is_client_error());
+    // Without the CSRF token, or for an unknown conversation.
+    let r = b
+        .post_form(
+            &path,
+            &[
+                ("nonce", "x2"),
+                ("package_id", "446"),
+                ("sticker_id", "1988"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = b
+        .post_form(
+            "/conversations/999999/stickers",
+            &[
+                ("csrf", &csrf),
+                ("nonce", "x3"),
+                ("package_id", "446"),
+                ("sticker_id", "1988"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM messages WHERE direction = 'out'")
+            .await,
+        1
+    );
 }

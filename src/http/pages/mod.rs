@@ -4,6 +4,7 @@ mod history;
 mod inbox;
 mod media;
 mod reply;
+mod stickers;
 
 use axum::Router;
 
@@ -15,6 +16,7 @@ pub fn router() -> Router<AppState> {
         .merge(inbox::router())
         .merge(media::router())
         .merge(reply::router())
+        .merge(stickers::router())
 }
 
 /// Whether the request came from htmx (then only the fragment is rendered).
