@@ -93,3 +93,28 @@ test("the sticker picker sends a sticker that LINE receives and shows sent", asy
   const toUser = (await sent()).filter((d) => d.to === user);
   assert.deepEqual(toUser.map((d) => d.message), [{ type: "sticker", packageId: "789", stickerId: "10856" }]);
 });
+
+test("scrolling up loads earlier messages and keeps the reading position", async (t) => {
+  const tag = randomBytes(3).toString("hex");
+  const { page, user } = await deskWithCustomer(t, `history ${tag} m0`);
+  for (let i = 1; i <= 60; i++) await post("/webhook-text", { user, text: `history ${tag} m${i}` });
+  const bubble = (n) => page.locator(".thread .msg.in .bubble", { hasText: new RegExp(`^history ${tag} m${n}$`) });
+  const last = bubble(60);
+  await last.waitFor({ timeout: 15000 });
+  // Reopen so the thread starts from its latest page (50 of the 61 messages).
+  await page.reload();
+  await last.waitFor();
+  const rows = page.locator(".thread .msg");
+  assert.equal(await rows.count(), 50, "only the latest page at first");
+  const firstShown = bubble(11);
+  await page.locator(".thread").evaluate((el) => { el.scrollTop = 0; });
+  await bubble(0).waitFor();
+  assert.equal(await rows.count(), 61);
+  assert.equal(await page.locator(".thread .older").count(), 0, "no sentinel once at the start");
+  // The message that was on top is still in view: the thread did not jump to the start.
+  const [thread, row] = await Promise.all([
+    page.locator(".thread").boundingBox(),
+    firstShown.boundingBox(),
+  ]);
+  assert.ok(row.y >= thread.y - 1 && row.y < thread.y + thread.height, `m11 stays in view (${row.y} in ${thread.y}+${thread.height})`);
+});
