@@ -347,3 +347,30 @@
     if (back) { e.preventDefault(); window.location = listUrl(); }
   });
 })();
+// --- Older history: the sentinel at the top of a thread is replaced by the page before it;
+// the agent's view stays on the message they were reading (distance from the bottom kept).
+(function () {
+  "use strict";
+  var keep = null;
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var t = e.detail.target;
+    if (!t || !t.classList || !t.classList.contains("older")) return;
+    var thread = t.closest(".thread");
+    if (thread) keep = { thread: thread, fromBottom: thread.scrollHeight - thread.scrollTop };
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    if (!keep) return;
+    keep.thread.scrollTop = keep.thread.scrollHeight - keep.fromBottom;
+    keep = null;
+  });
+})();
+
+// --- Sticker picker: a sent sticker closes the picker and shows the thread's end.
+document.addEventListener("htmx:afterRequest", function (e) {
+  var el = e.detail.elt;
+  if (!el.matches || !el.matches(".sticker-choice") || !e.detail.successful) return;
+  var picker = el.closest("details");
+  if (picker) picker.open = false;
+  var thread = document.querySelector(".thread");
+  if (thread) thread.scrollTop = thread.scrollHeight;
+});

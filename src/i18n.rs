@@ -120,6 +120,18 @@ pub enum Msg {
     ErrServer,
     ErrBackToInbox,
     ErrNetwork,
+    // --- message kinds in the thread, older history, stickers
+    StickerAlt,
+    ImageAlt,
+    GroupMember,
+    MediaDownloading,
+    MediaFailed,
+    MediaExternal,
+    MediaExternalNoLink,
+    OpenMap,
+    LoadingOlder,
+    Stickers,
+    SendSticker,
 }
 
 impl Lang {
@@ -315,6 +327,21 @@ impl Lang {
                 "Cannot reach linechat. Check your connection; nothing was sent.",
                 "無法連線到 linechat。請檢查網路連線；內容尚未送出。",
             ),
+            // --- message kinds in the thread, older history, stickers
+            StickerAlt => ("sticker", "貼圖"),
+            ImageAlt => ("image from the customer", "顧客傳送的圖片"),
+            GroupMember => ("a member", "成員"),
+            MediaDownloading => ("downloading…", "下載中…"),
+            MediaFailed => ("could not be downloaded from LINE", "無法從 LINE 下載"),
+            MediaExternal => ("open at the sender's provider", "在傳送者的服務開啟"),
+            MediaExternalNoLink => (
+                "kept outside LINE, no secure link",
+                "存放於 LINE 以外，沒有安全連結",
+            ),
+            OpenMap => ("Open in Google Maps", "在 Google 地圖開啟"),
+            LoadingOlder => ("Loading earlier messages…", "正在載入較早的訊息…"),
+            Stickers => ("Stickers", "貼圖"),
+            SendSticker => ("Send this sticker", "傳送這張貼圖"),
         };
         match self {
             Lang::En => en,

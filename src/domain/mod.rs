@@ -1,8 +1,10 @@
 //! Domain rules with no I/O: validated inputs, message bodies, and the clock helper.
 //! The store, the workers and the HTTP layer build on these; nothing here is async.
 
+mod sticker;
 mod text;
 
+pub use sticker::{DEFAULT_STICKERS, OutgoingSticker};
 pub use text::{MAX_TEXT_UTF16, OutgoingText, TextError};
 
 /// Milliseconds since the Unix epoch: the one time unit of the store.

@@ -109,11 +109,13 @@ async fn check(session: &Session, request: Request) -> Result<Request> {
 }
 
 /// The Content-Security-Policy: our own scripts and styles only (no inline script, so an
-/// injected `<script>` could not run even if escaping failed), profile pictures from LINE's
-/// CDN over https, and no framing (clickjacking).
+/// injected `<script>` could not run even if escaping failed), images from LINE's CDN hosts
+/// only (stickers and emojis: stickershop; profile pictures: profile and obs), video and
+/// audio only through our own `/media/{id}`, and no framing (clickjacking).
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' https: data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-    form-action 'self'; frame-ancestors 'none'";
+    img-src 'self' data: https://stickershop.line-scdn.net https://profile.line-scdn.net \
+    https://obs.line-scdn.net; media-src 'self'; connect-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The security headers, one layer each, set on every response.
 pub fn security_headers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {

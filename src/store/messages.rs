@@ -42,6 +42,28 @@ pub struct Message {
     pub sent_at: Option<i64>,
     pub unsent_at: Option<i64>,
     pub edited_at: Option<i64>,
+    /// The sender's display name, when read with `with_sender!` (else `None`).
+    #[sqlx(default)]
+    pub sender_name: Option<String>,
+    /// A group or room member wrote it (not the 1:1 customer), when read with `with_sender!`:
+    /// the thread then shows who.
+    #[sqlx(default)]
+    pub from_member: bool,
+}
+
+/// Reads messages with who sent them (a macro so the SQL stays a `&'static str`).
+macro_rules! with_sender {
+    ($tail:literal) => {
+        concat!(
+            "SELECT m.*, sc.display_name AS sender_name,
+                (m.direction = 'in' AND m.sender_contact_id IS NOT NULL
+                 AND m.sender_contact_id <> cv.contact_id) AS from_member
+             FROM messages m
+             JOIN conversations cv ON cv.id = m.conversation_id
+             LEFT JOIN contacts sc ON sc.id = m.sender_contact_id ",
+            $tail
+        )
+    };
 }
 
 /// A message or system line that arrived through a webhook event.
@@ -141,7 +163,7 @@ pub async fn insert_outgoing(conn: &mut Conn, m: &NewOutgoing<'_>) -> sqlx::Resu
 }
 
 pub async fn get(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Message>> {
-    sqlx::query_as("SELECT * FROM messages WHERE id = ?")
+    sqlx::query_as(with_sender!("WHERE m.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await
@@ -154,9 +176,9 @@ pub async fn page(
     before: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Message>> {
-    let mut rows: Vec<Message> = sqlx::query_as(
-        "SELECT * FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
-    )
+    let mut rows: Vec<Message> = sqlx::query_as(with_sender!(
+        "WHERE m.conversation_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?"
+    ))
     .bind(conversation_id)
     .bind(before)
     .bind(limit)

@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use super::{
     ids,
     layout::{Shell, page},
-    messages::{DateTime, Timestamp, message_row, preview},
+    messages::{DateTime, Timestamp, preview},
 };
 use crate::{
     domain::MAX_TEXT_UTF16,
@@ -25,6 +25,8 @@ use crate::{
 pub struct Thread<'a> {
     pub row: &'a ConversationRow,
     pub messages: &'a [Message],
+    /// Older messages exist: the thread starts with the sentinel that loads them.
+    pub has_older: bool,
     /// A fresh one-use key for the composer (stops a double submit from sending twice).
     pub nonce: &'a str,
     /// Who it can be assigned to.
@@ -184,7 +186,7 @@ pub fn thread_pane(lang: Lang, csrf: &str, thread: &Thread<'_>) -> Markup {
         div.thread-main {
             (thread_head(lang, thread.row, thread.agents, None))
             div.thread id=(ids::thread(id)) data-conversation=(id) data-read=(thread.read) {
-                @for m in thread.messages { (message_row(lang, m, None)) }
+                (super::history::older_page(lang, id, thread.messages, thread.has_older))
             }
             (composer(lang, csrf, id, thread.nonce))
         }
@@ -305,6 +307,7 @@ fn composer(lang: Lang, csrf: &str, conversation_id: i64, nonce: &str) -> Markup
                 placeholder=(lang.t(Msg::ComposerPlaceholder)) {}
             div.composer-foot {
                 span.counter data-max=(MAX_TEXT_UTF16) title=(lang.t(Msg::ComposerHint)) { (MAX_TEXT_UTF16) }
+                (super::stickers::sticker_picker(lang, conversation_id))
                 button type="submit" { (lang.t(Msg::Send)) }
             }
         }

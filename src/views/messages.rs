@@ -1,5 +1,5 @@
 //! One line of a thread: a customer's message, an agent's reply with its delivery status, or
-//! a quiet system line. Media are shown as labels for now (with their text, if any).
+//! a quiet system line. What is inside a bubble, kind by kind, is `content.rs`.
 
 use maud::{Markup, Render, html};
 
@@ -81,7 +81,10 @@ pub fn message_row(lang: Lang, m: &Message, oob: Option<&str>) -> Markup {
             @if m.direction == "system" {
                 span.system { (lang.t(kind_label(&m.kind))) " · " (Timestamp(m.created_at)) }
             } @else {
-                div.bubble { (content(lang, m)) }
+                @if m.from_member {
+                    div.sender { (m.sender_name.as_deref().unwrap_or(lang.t(Msg::GroupMember))) }
+                }
+                div class={ "bubble " (m.kind) } { (content(lang, m)) }
                 div.meta {
                     (Timestamp(m.created_at))
                     @if m.direction == "out" { " " (status(lang, m)) }
@@ -95,13 +98,7 @@ fn content(lang: Lang, m: &Message) -> Markup {
     if m.status == "unsent" {
         return html! { em { (lang.t(Msg::Unsent)) } };
     }
-    match (m.kind.as_str(), m.text.as_deref()) {
-        ("text", Some(text)) => html! { (text) },
-        (kind, text) => html! {
-            span.kind { (lang.t(kind_label(kind))) }
-            @if let Some(t) = text { " " (t) }
-        },
-    }
+    super::content::content(lang, m, kind_label(&m.kind))
 }
 
 fn status(lang: Lang, m: &Message) -> Markup {

@@ -105,6 +105,7 @@ async fn missing_tools(e2e: &std::path::Path) -> Option<String> {
 async fn spawn_control(app: Arc<TestApp>) -> std::net::SocketAddr {
     let router = Router::new()
         .route("/webhook-text", post(webhook_text))
+        .route("/webhook-message", post(webhook_message))
         .route("/inject-push-failure", post(inject_push_failure))
         .route("/delivered", get(delivered))
         .with_state(app);
@@ -144,6 +145,32 @@ async fn webhook_text(
     Ok(StatusCode::from_u16(r.status().as_u16()).expect("a status"))
 }
 
+/// `{user, message}`: a customer's message of any kind (`message` is LINE's content object
+/// without `id`). An image's content at LINE is the sandbox photo, so it can be downloaded.
+async fn webhook_message(
+    State(app): State<Arc<TestApp>>,
+    Json(v): Json<Value>,
+) -> Result<StatusCode, (StatusCode, String)> {
+    let user = field(&v, "user")?;
+    let message_id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 12).to_string();
+    if v["message"]["type"] == "image" {
+        let photo = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/sandbox-photo.png"
+        ))
+        .expect("the sandbox photo");
+        app.fake.set_content(&message_id, "image/png", photo, 0);
+    }
+    let event = crate::line_events::message(
+        crate::line_events::from_user(user),
+        &message_id,
+        v["message"].clone(),
+        &format!("rt-{message_id}"),
+    );
+    let r = app.webhook(&body(vec![event])).await;
+    Ok(StatusCode::from_u16(r.status().as_u16()).expect("a status"))
+}
+
 /// `{status, message}`: the next push to LINE fails with this status and error message.
 async fn inject_push_failure(
     State(app): State<Arc<TestApp>>,
@@ -164,13 +191,13 @@ async fn inject_push_failure(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// What LINE accepted for sending: `[{to, via, text}]`, oldest first.
+/// What LINE accepted for sending: `[{to, via, text, message}]`, oldest first.
 async fn delivered(State(app): State<Arc<TestApp>>) -> Json<Value> {
     let list: Vec<Value> = app
         .fake
         .delivered()
         .into_iter()
-        .map(|d| json!({ "to": d.to, "via": format!("{:?}", d.via), "text": d.message["text"] }))
+        .map(|d| json!({ "to": d.to, "via": format!("{:?}", d.via), "text": d.message["text"], "message": d.message }))
         .collect();
     Json(Value::Array(list))
 }

@@ -16,6 +16,7 @@ mod e2e;
 mod hostile;
 mod ingest;
 mod live;
+mod media;
 mod ops;
 mod redis_faults;
 mod sandbox;

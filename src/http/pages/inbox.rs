@@ -22,7 +22,7 @@ use crate::{
     store::{
         agents, contacts,
         conversations::{self, ConversationRow, Filter, Status, Who},
-        events, messages,
+        events,
     },
     views::{
         ids,
@@ -33,8 +33,6 @@ use crate::{
 
 /// Conversations listed at once (the newest activity first).
 const LIST_LIMIT: i64 = 100;
-/// Messages of a thread shown at once (scrolling back comes later).
-const THREAD_LIMIT: i64 = 200;
 /// Read counts a page carries for live rows (the most recently active conversations).
 const READS_LIMIT: i64 = 1000;
 
@@ -134,7 +132,8 @@ async fn show_conversation(
     let contact = contacts::get(pool, row.contact_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let messages = messages::page(pool, id, i64::MAX, THREAD_LIMIT).await?;
+    // The latest page; older ones load as the agent scrolls up (`history.rs`).
+    let (messages, has_older) = super::history::page_before(pool, id, i64::MAX).await?;
     let agents = agents::active(pool).await?;
     // Having it open is reading it: everything the customer wrote so far.
     let mut tx = state.store.write().await?;
@@ -146,6 +145,7 @@ async fn show_conversation(
     let thread = Thread {
         row: &row,
         messages: &messages,
+        has_older,
         nonce: &nonce,
         agents: &agents,
         contact: &contact,

@@ -1,8 +1,11 @@
 //! The agent desk's screens, a file per screen. Every route here needs a signed-in `Agent`.
 
 mod collab;
+mod history;
 mod inbox;
+mod media;
 mod reply;
+mod stickers;
 
 use axum::Router;
 
@@ -13,6 +16,9 @@ pub fn router() -> Router<AppState> {
         .merge(inbox::router())
         .merge(reply::router())
         .merge(collab::router())
+        .merge(history::router())
+        .merge(media::router())
+        .merge(stickers::router())
 }
 
 /// Whether the request came from htmx (then only the fragment is rendered).

@@ -55,25 +55,49 @@ async fn send_reply(
         Ok(text) => text,
         Err(e) => return Ok(refused(lang, e)),
     };
-    if form.nonce.is_empty()
-        || form.nonce.len() > 64
-        || !form.nonce.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    let body = serde_json::json!({ "type": "text", "text": text.as_str() }).to_string();
+    let message = DeskMessage {
+        kind: "text",
+        body: &body,
+        text: Some(text.as_str()),
+    };
+    queue_from_desk(&state, &agent, lang, conversation_id, &form.nonce, &message).await
+}
+
+/// A message an agent sends from the composer (a reply, a sticker).
+pub(super) struct DeskMessage<'a> {
+    pub kind: &'a str,
+    /// The LINE message object, as JSON.
+    pub body: &'a str,
+    pub text: Option<&'a str>,
+}
+
+/// Stores the agent's message as queued, keyed by the composer's one-use nonce (a double
+/// submit stores it once), hands it to the delivery worker, and answers with its row and the
+/// next nonce.
+pub(super) async fn queue_from_desk(
+    state: &AppState,
+    agent: &Agent,
+    lang: Lang,
+    conversation_id: i64,
+    nonce: &str,
+    message: &DeskMessage<'_>,
+) -> Result<Response> {
+    if nonce.is_empty() || nonce.len() > 64 || !nonce.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(AppError::Invalid("bad form nonce".into()));
     }
     contacts::conversation(&state.store.pool, conversation_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let client_key = format!("desk:{}:{}", agent.agent.id, form.nonce);
-    let body = serde_json::json!({ "type": "text", "text": text.as_str() }).to_string();
+    let client_key = format!("desk:{}:{}", agent.agent.id, nonce);
     let mut tx = state.store.write().await?;
     let queued = queue_message(
         &mut tx,
         &NewOutgoing {
             conversation_id,
-            kind: "text",
-            body: &body,
-            text: Some(text.as_str()),
+            kind: message.kind,
+            body: message.body,
+            text: message.text,
             agent_id: Some(agent.agent.id),
             client_key: Some(&client_key),
         },
@@ -82,7 +106,7 @@ async fn send_reply(
     tx.commit().await?;
     let id = match queued {
         Some((id, event_id)) => {
-            announce(&state, id, event_id).await;
+            announce(state, id, event_id).await;
             id
         }
         // A double submit: answer with the message the first one stored.
