@@ -54,6 +54,8 @@ async fn show_conversation(
     let row = conversations::row(pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
+    // In the background: the page never waits for LINE.
+    super::touches::mark_read_on_open(&state, id);
     let messages = messages::page(pool, id, i64::MAX, THREAD_LIMIT).await?;
     let nonce = crate::app::random_token();
     let thread = Thread {
@@ -77,5 +79,6 @@ fn shell<'a>(lang: Lang, agent: &'a Agent, cursor: i64, sandbox: bool) -> Shell<
         agent: Some(&agent.agent.display_name),
         live_cursor: Some(cursor),
         sandbox,
+        admin: agent.agent.is_admin(),
     }
 }
