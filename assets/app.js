@@ -198,4 +198,11 @@
     var t = e.target;
     if (t.matches && t.matches("select[data-autosubmit]") && t.form) t.form.requestSubmit();
   });
+  // With this script running the menu needs no button (it stays for a browser without JS).
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      var button = select.form && select.form.querySelector("button[type=submit]");
+      if (button) button.hidden = true;
+    });
+  });
 })();

@@ -109,7 +109,11 @@ pub async fn agent_language(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Ok(Some(id)) = session.get::<i64>(AGENT_KEY).await
+    // Static files and LINE's webhook have no words to translate: no session lookup.
+    let path = request.uri().path();
+    let wordless = path.starts_with("/assets/") || path == "/line/webhook";
+    if !wordless
+        && let Ok(Some(id)) = session.get::<i64>(AGENT_KEY).await
         && let Ok(Some(code)) = agents::language(&state.store.pool, id).await
         && let Some(lang) = Lang::from_code(&code)
     {

@@ -22,10 +22,7 @@ async fn agent_id(app: &TestApp, username: &str) -> i64 {
 
 /// A browser signed in as a new admin `username`.
 async fn admin(app: &TestApp, username: &str) -> Browser {
-    let hash = linechat::password::hash(PASSWORD).unwrap();
-    agents::create(app.pool(), username, &hash, Role::Admin)
-        .await
-        .unwrap();
+    app.add_agent_as(username, Role::Admin).await;
     sign_in(app, username, PASSWORD).await
 }
 

@@ -23,6 +23,8 @@ use crate::{
 };
 
 const AGENT: &str = "e2e-agent";
+/// An admin for `e2e/admin.test.mjs`.
+const ADMIN: &str = "e2e-admin";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The whole browser run; a hung browser fails the test instead of hanging CI.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
@@ -44,6 +46,8 @@ async fn browser_tests() {
 
     let app = Arc::new(TestApp::spawn(Bus::Local).await);
     app.add_agent(AGENT).await;
+    app.add_agent_as(ADMIN, linechat::store::agents::Role::Admin)
+        .await;
     let control = spawn_control(app.clone()).await;
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(&e2e)
@@ -61,6 +65,7 @@ async fn browser_tests() {
         .env("LINECHAT_URL", app.url(""))
         .env("CONTROL_URL", format!("http://{control}"))
         .env("AGENT_USER", AGENT)
+        .env("ADMIN_USER", ADMIN)
         .env("AGENT_PASSWORD", PASSWORD)
         .env("ARTIFACTS", e2e.join("artifacts"))
         .env("CHROMIUM", CHROMIUM)
