@@ -374,3 +374,35 @@ document.addEventListener("htmx:afterRequest", function (e) {
   var thread = document.querySelector(".thread");
   if (thread) thread.scrollTop = thread.scrollHeight;
 });
+// --- Admin page and header: a copy button copies the field it names (the webhook URL); the
+// language menu applies as soon as a language is picked (its button stays for no-JS use).
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("button[data-copy]");
+    if (!button) return;
+    var field = document.getElementById(button.dataset.copy);
+    if (!field) return;
+    field.select();
+    var done = function () {
+      if (button.dataset.copied) button.textContent = button.dataset.copied;
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, function () {});
+    } else if (document.execCommand && document.execCommand("copy")) {
+      done();
+    }
+  });
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.matches && t.matches("select[data-autosubmit]") && t.form) t.form.requestSubmit();
+  });
+  // With this script running the menu needs no button (it stays for a browser without JS).
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      var button = select.form && select.form.querySelector("button[type=submit]");
+      if (button) button.hidden = true;
+    });
+  });
+})();

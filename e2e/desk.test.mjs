@@ -1,40 +1,20 @@
 // The agent desk in a real browser (headless Chromium driven by playwright-core).
 // Run by `cargo test e2e` (tests/it/e2e.rs), which starts linechat with a fake LINE and a
 // control server, and sets LINECHAT_URL, CONTROL_URL, AGENT_USER, AGENT_PASSWORD, ARTIFACTS.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { eventually } from "./lib.mjs";
+import { ARTIFACTS, browser, env } from "./browser.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these through \`cargo test e2e\``);
-  return v;
-};
 const APP = env("LINECHAT_URL");
 const CONTROL = env("CONTROL_URL");
 const USER = env("AGENT_USER");
 const PASSWORD = env("AGENT_PASSWORD");
-const ARTIFACTS = env("ARTIFACTS");
 /// How soon a customer's message must show on an open page.
 const LIVE_MS = 1000;
 const XSS = `<script>alert(1)</script><img src=x onerror=alert(1)>`;
-
-let browser;
-before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
-});
-after(async () => { await browser?.close(); });
 
 // --- helpers -------------------------------------------------------------------------------
 

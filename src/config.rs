@@ -85,6 +85,10 @@ pub struct ServeArgs {
         value_parser = crate::http::client_addr::parse_proxy
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The desk's public https base URL (e.g. `https://chat.example.com`), used to show the
+    /// webhook URL to paste into LINE's console; unset = derived from the request's Host.
+    #[arg(long, env = "LINECHAT_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// `assets/` of the source tree this binary was built from.
@@ -183,6 +187,8 @@ pub struct Config {
     pub assets_dir: PathBuf,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The desk's public base URL, without a trailing slash (`None`: use the Host header).
+    pub public_url: Option<String>,
 }
 
 /// Default idle expiry of a session: a working day.
@@ -238,6 +244,10 @@ impl Config {
         };
         check_base("LINE_API_BASE", &args.line_api_base)?;
         check_base("LINE_DATA_API_BASE", &args.line_data_api_base)?;
+        let public_url = args.public_url.filter(|u| !u.is_empty());
+        if let Some(url) = &public_url {
+            check_base("LINECHAT_PUBLIC_URL", url)?;
+        }
         if let Err(e) = crate::domain::OutgoingText::parse(&args.welcome_message)
             && !args.welcome_message.is_empty()
         {
@@ -276,6 +286,7 @@ impl Config {
                 .map(Secret::new),
             assets_dir: args.assets_dir,
             trusted_proxies: args.trusted_proxies,
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 
@@ -313,6 +324,7 @@ impl Config {
             session_idle: SESSION_IDLE,
             assets_dir: PathBuf::from(DEFAULT_ASSETS_DIR),
             trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Templates never hold literal text; they call `lang.t(Msg::…)`. A new string is a new `Msg`
 //! variant, and the `match` in `t` will not compile until both languages have it.
 //! The language comes from `Accept-Language` (the `Lang` extractor); an agent's own choice
-//! (`agents.language`) overrides it once the settings page exists.
+//! (`agents.language`, set from the header's menu) overrides it.
 
 use std::convert::Infallible;
 
@@ -132,6 +132,55 @@ pub enum Msg {
     LoadingOlder,
     Stickers,
     SendSticker,
+    // --- admin page, settings, per-agent language
+    AdminLink,
+    AdminTitle,
+    AdminAgents,
+    AdminAddAgent,
+    DisplayName,
+    Role,
+    RoleAgent,
+    RoleAdmin,
+    AgentState,
+    AgentActive,
+    AgentInactive,
+    Deactivate,
+    Reactivate,
+    ChangeRole,
+    ResetPassword,
+    NewPassword,
+    PasswordRule,
+    UsernameRule,
+    You,
+    AgentAdded,
+    PasswordWasReset,
+    AgentUpdated,
+    ErrUsernameRule,
+    ErrUsernameTaken,
+    ErrDisplayNameRule,
+    ErrPasswordShort,
+    ErrPasswordLong,
+    ErrBadRole,
+    ErrLastAdmin,
+    ErrNotYourself,
+    ErrNoSuchAgent,
+    SettingsTitle,
+    WelcomeMessage,
+    WelcomeHint,
+    MarkAsReadSwitch,
+    LoadingSwitch,
+    WebhookUrl,
+    WebhookUrlHint,
+    Copy,
+    Copied,
+    Save,
+    SettingsSaved,
+    ErrWelcomeTooLong,
+    Language,
+    LangBrowser,
+    LangEnglish,
+    LangChinese,
+    Apply,
 }
 
 impl Lang {
@@ -162,6 +211,39 @@ impl Lang {
             }
         }
         best.map(|(_, l)| l).unwrap_or_default()
+    }
+
+    /// The value stored in `agents.language` (and sent by the language menu).
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhTw => "zh-TW",
+        }
+    }
+
+    /// The inverse of `code`.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "en" => Some(Lang::En),
+            "zh-TW" => Some(Lang::ZhTw),
+            _ => None,
+        }
+    }
+
+    /// The language of a request: the signed-in agent's own choice when the request carries
+    /// one (`Chosen`, put there by `http::auth::agent_language`), else `Accept-Language`.
+    pub fn of_request(
+        extensions: &axum::http::Extensions,
+        headers: &axum::http::HeaderMap,
+    ) -> Self {
+        if let Some(Chosen(lang)) = extensions.get::<Chosen>() {
+            return *lang;
+        }
+        headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(Lang::from_accept_language)
+            .unwrap_or_default()
     }
 
     /// The BCP 47 tag for `<html lang>`.
@@ -342,6 +424,97 @@ impl Lang {
             LoadingOlder => ("Loading earlier messages…", "正在載入較早的訊息…"),
             Stickers => ("Stickers", "貼圖"),
             SendSticker => ("Send this sticker", "傳送這張貼圖"),
+            // --- admin page, settings, per-agent language
+            AdminLink => ("Admin", "管理"),
+            AdminTitle => ("Administration", "系統管理"),
+            AdminAgents => ("Agents", "客服人員"),
+            AdminAddAgent => ("Add an agent", "新增客服人員"),
+            DisplayName => ("Display name", "顯示名稱"),
+            Role => ("Role", "角色"),
+            RoleAgent => ("Agent", "客服人員"),
+            RoleAdmin => ("Admin", "管理員"),
+            AgentState => ("State", "狀態"),
+            AgentActive => ("active", "啟用中"),
+            AgentInactive => ("deactivated", "已停用"),
+            Deactivate => ("Deactivate", "停用"),
+            Reactivate => ("Reactivate", "重新啟用"),
+            ChangeRole => ("Change role", "變更角色"),
+            ResetPassword => ("Reset password", "重設密碼"),
+            NewPassword => ("New password", "新密碼"),
+            PasswordRule => ("At least 8 characters.", "至少 8 個字元。"),
+            UsernameRule => (
+                "2 to 32 lowercase letters, digits, dots, dashes or underscores.",
+                "2 到 32 個小寫英文字母、數字、點、連字號或底線。",
+            ),
+            You => ("(you)", "（你）"),
+            AgentAdded => ("Agent added.", "已新增客服人員。"),
+            PasswordWasReset => (
+                "Password reset; the agent's other sessions have been signed out.",
+                "密碼已重設；該客服人員的其他登入工作階段已登出。",
+            ),
+            AgentUpdated => ("Agent updated.", "已更新客服人員。"),
+            ErrUsernameRule => (
+                "The username must be 2 to 32 lowercase letters, digits, dots, dashes or underscores.",
+                "帳號須為 2 到 32 個小寫英文字母、數字、點、連字號或底線。",
+            ),
+            ErrUsernameTaken => ("That username is already taken.", "此帳號已被使用。"),
+            ErrDisplayNameRule => (
+                "The display name must be 1 to 50 characters, without control characters.",
+                "顯示名稱須為 1 到 50 個字元，且不含控制字元。",
+            ),
+            ErrPasswordShort => (
+                "The password must be at least 8 characters long.",
+                "密碼長度至少須為 8 個字元。",
+            ),
+            ErrPasswordLong => (
+                "The password must be at most 1,024 characters long.",
+                "密碼長度最多為 1,024 個字元。",
+            ),
+            ErrBadRole => (
+                "Pick a role: agent or admin.",
+                "請選擇角色：客服人員或管理員。",
+            ),
+            ErrLastAdmin => (
+                "The desk must keep at least one active admin.",
+                "系統必須保留至少一位啟用中的管理員。",
+            ),
+            ErrNotYourself => (
+                "You cannot deactivate or demote yourself; ask another admin.",
+                "你不能停用自己或移除自己的管理員身分，請由其他管理員操作。",
+            ),
+            ErrNoSuchAgent => ("That agent does not exist.", "找不到這位客服人員。"),
+            SettingsTitle => ("Settings", "設定"),
+            WelcomeMessage => ("Welcome message", "歡迎訊息"),
+            WelcomeHint => (
+                "Sent when someone adds the account as a friend. Leave empty to send none.",
+                "有人將帳號加為好友時傳送。留白則不傳送。",
+            ),
+            MarkAsReadSwitch => (
+                "Mark the customer's messages as read on LINE when an agent opens the conversation",
+                "客服人員開啟對話時，在 LINE 上將顧客的訊息標示為已讀",
+            ),
+            LoadingSwitch => (
+                "Show the customer LINE's loading animation while an agent types (1:1 chats only)",
+                "客服人員輸入時，向顧客顯示 LINE 的載入動畫（僅限一對一聊天）",
+            ),
+            WebhookUrl => ("Webhook URL", "Webhook 網址"),
+            WebhookUrlHint => (
+                "Paste this into the LINE Developers console: your channel → Messaging API → Webhook URL, then turn on \"Use webhook\".",
+                "請貼到 LINE Developers 主控台：你的頻道 → Messaging API → Webhook URL，並開啟「Use webhook」。",
+            ),
+            Copy => ("Copy", "複製"),
+            Copied => ("Copied", "已複製"),
+            Save => ("Save", "儲存"),
+            SettingsSaved => ("Settings saved.", "設定已儲存。"),
+            ErrWelcomeTooLong => (
+                "The welcome message is longer than LINE's 5,000-character limit.",
+                "歡迎訊息超過 LINE 的 5,000 字上限。",
+            ),
+            Language => ("Language", "語言"),
+            LangBrowser => ("Browser default", "依瀏覽器設定"),
+            LangEnglish => ("English", "English"),
+            LangChinese => ("繁體中文", "繁體中文"),
+            Apply => ("Apply", "套用"),
         };
         match self {
             Lang::En => en,
@@ -350,16 +523,15 @@ impl Lang {
     }
 }
 
+/// A signed-in agent's own language choice, as a request extension.
+#[derive(Clone, Copy, Debug)]
+pub struct Chosen(pub Lang);
+
 impl<S: Send + Sync> FromRequestParts<S> for Lang {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .headers
-            .get(axum::http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map(Lang::from_accept_language)
-            .unwrap_or_default())
+        Ok(Lang::of_request(&parts.extensions, &parts.headers))
     }
 }
 

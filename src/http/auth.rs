@@ -33,6 +33,8 @@ use crate::{
 
 /// Session key of the signed-in agent's id.
 const AGENT_KEY: &str = "agent_id";
+/// Session key of the agent's session epoch at sign-in (a password reset moves it on).
+const EPOCH_KEY: &str = "epoch";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -66,8 +68,14 @@ impl FromRequestParts<AppState> for Agent {
         let agent = agents::active_by_id(&state.store.pool, id)
             .await
             .map_err(|e| AppError::from(e).into_response())?;
-        let Some(agent) = agent else {
-            // Deactivated (or deleted) since signing in: the session ends here.
+        let epoch: i64 = session
+            .get(EPOCH_KEY)
+            .await
+            .map_err(|e| session_error(e).into_response())?
+            .unwrap_or(0);
+        let Some(agent) = agent.filter(|a| a.session_epoch == epoch) else {
+            // Deactivated (or deleted, or the password was reset) since signing in: the
+            // session ends here.
             let _ = session.flush().await;
             return Err(to_login(parts));
         };
@@ -76,6 +84,51 @@ impl FromRequestParts<AppState> for Agent {
             .map_err(IntoResponse::into_response)?;
         Ok(Agent { agent, csrf })
     }
+}
+
+/// A signed-in, active admin; any other agent gets 403.
+pub struct Admin(pub Agent);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let agent = Agent::from_request_parts(parts, state).await?;
+        if !agent.agent.is_admin() {
+            return Err(AppError::Forbidden("admins only").into_response());
+        }
+        Ok(Admin(agent))
+    }
+}
+
+/// Middleware: puts the signed-in agent's own language choice on the request (as
+/// `i18n::Chosen`), so every `Lang` — error pages included — follows it.
+pub async fn agent_language(
+    State(state): State<AppState>,
+    session: Session,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // Static files and LINE's webhook have no words to translate: no session lookup.
+    let path = request.uri().path();
+    let wordless = path.starts_with("/assets/") || path == "/line/webhook";
+    if !wordless
+        && let Ok(Some(id)) = session.get::<i64>(AGENT_KEY).await
+        && let Ok(Some(code)) = agents::language(&state.store.pool, id).await
+        && let Some(lang) = Lang::from_code(&code)
+    {
+        request.extensions_mut().insert(crate::i18n::Chosen(lang));
+    }
+    next.run(request).await
+}
+
+/// Moves this session to the agent's new epoch (after the agent reset their own password,
+/// so the reset ends their other sessions but not this one).
+pub async fn restamp(session: &Session, epoch: i64) -> Result<()> {
+    session
+        .insert(EPOCH_KEY, epoch)
+        .await
+        .map_err(session_error)
 }
 
 fn to_login(parts: &Parts) -> Response {
@@ -126,7 +179,7 @@ async fn sign_in(
         return again(StatusCode::UNAUTHORIZED, Msg::BadCredentials).await;
     };
     throttle.succeeded(&keys[0]);
-    start_session(&session, agent.id, state.config.session_idle).await?;
+    start_session(&session, &agent, state.config.session_idle).await?;
     // A good moment to sweep: sign-ins are rare and the table is small.
     let _ = state.auth.sessions.delete_expired().await;
     tracing::info!(agent_id = agent.id, "signed in");
@@ -182,15 +235,20 @@ fn signed_out(session: &Session) {
     session.set_expiry(Some(Expiry::OnInactivity(time::Duration::HOUR)));
 }
 
-async fn start_session(session: &Session, agent_id: i64, idle: std::time::Duration) -> Result<()> {
+async fn start_session(
+    session: &Session,
+    agent: &agents::Agent,
+    idle: std::time::Duration,
+) -> Result<()> {
     session.cycle_id().await.map_err(session_error)?;
     session.set_expiry(Some(Expiry::OnInactivity(
         time::Duration::try_from(idle).unwrap_or(time::Duration::HOUR),
     )));
     session
-        .insert(AGENT_KEY, agent_id)
+        .insert(AGENT_KEY, agent.id)
         .await
         .map_err(session_error)?;
+    restamp(session, agent.session_epoch).await?;
     csrf::rotate(session).await?;
     Ok(())
 }
@@ -265,7 +323,10 @@ async fn create_first_admin(
             };
         }
     };
-    start_session(&session, id, state.config.session_idle).await?;
+    let agent = agents::active_by_id(&state.store.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    start_session(&session, &agent, state.config.session_idle).await?;
     tracing::info!(agent_id = id, "first admin created through the setup link");
     Ok(Redirect::to("/").into_response())
 }

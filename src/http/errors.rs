@@ -28,12 +28,7 @@ pub async fn dress(State(state): State<AppState>, request: Request, next: Next) 
     } else {
         Audience::of(request.headers())
     };
-    let lang = request
-        .headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .map(Lang::from_accept_language)
-        .unwrap_or_default();
+    let lang = Lang::of_request(request.extensions(), request.headers());
     let response = next.run(request).await;
     let status = response.status();
     if audience == Audience::Other

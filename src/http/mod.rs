@@ -68,6 +68,10 @@ pub fn router(state: AppState) -> Router {
         .merge(live::router())
         .layer(middleware::from_fn(csrf::require_token))
         .layer(middleware::from_fn_with_state(state.clone(), errors::dress))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::agent_language,
+        ))
         .layer(sessions)
         .layer(csp)
         .layer(nosniff)

@@ -71,6 +71,7 @@ async fn show_simulator(
         agent: Some(&agent.agent.display_name),
         live_cursor: None,
         sandbox: true,
+        admin: agent.agent.is_admin(),
     };
     let open = open.as_ref().map(|(c, lines)| (c, lines.as_slice()));
     Ok(view::simulator_page(&shell, &customers, open).into_response())

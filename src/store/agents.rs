@@ -1,7 +1,12 @@
 //! Agents: the people who sign in and answer customers.
+//!
+//! Changes that could leave the desk without an active admin (deactivating, demoting) check
+//! and write in one statement inside the write gate, so two admins demoting each other at the
+//! same moment cannot both succeed.
 
 use sqlx::SqlitePool;
 
+use super::Store;
 use crate::domain::now_ms;
 
 /// An agent's role: admins also manage agents and settings.
@@ -18,6 +23,14 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "agent" => Some(Role::Agent),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -30,6 +43,14 @@ pub struct Agent {
     pub active: i64,
     pub language: Option<String>,
     pub created_at: i64,
+    /// Sessions signed in at an older epoch are refused (see migration 0004).
+    pub session_epoch: i64,
+}
+
+impl Agent {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin.as_str()
+    }
 }
 
 /// Why an agent could not be created.
@@ -41,10 +62,32 @@ pub enum CreateError {
     Db(#[from] sqlx::Error),
 }
 
-/// Creates an agent with an already-hashed password.
+/// Why a change to an agent was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no such agent")]
+    NotFound,
+    #[error("the desk must keep at least one active admin")]
+    LastAdmin,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Creates an agent with an already-hashed password (display name = username).
 pub async fn create(
     pool: &SqlitePool,
     username: &str,
+    password_hash: &str,
+    role: Role,
+) -> Result<i64, CreateError> {
+    create_named(pool, username, username, password_hash, role).await
+}
+
+/// Creates an agent with a display name of its own.
+pub async fn create_named(
+    pool: &SqlitePool,
+    username: &str,
+    display_name: &str,
     password_hash: &str,
     role: Role,
 ) -> Result<i64, CreateError> {
@@ -53,7 +96,7 @@ pub async fn create(
          VALUES (?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(username)
-    .bind(username)
+    .bind(display_name)
     .bind(password_hash)
     .bind(role.as_str())
     .bind(now_ms())
@@ -93,4 +136,97 @@ pub async fn active(pool: &SqlitePool) -> sqlx::Result<Vec<Agent>> {
     sqlx::query_as("SELECT * FROM agents WHERE active = 1 ORDER BY display_name, id")
         .fetch_all(pool)
         .await
+}
+/// Every agent, active ones first, then by username.
+pub async fn list(pool: &SqlitePool) -> sqlx::Result<Vec<Agent>> {
+    sqlx::query_as("SELECT * FROM agents ORDER BY active DESC, username")
+        .fetch_all(pool)
+        .await
+}
+
+/// Turns an agent on or off. Turning off the last active admin is refused.
+pub async fn set_active(store: &Store, id: i64, active: bool) -> Result<(), ChangeError> {
+    let mut tx = store.write().await?;
+    let n = sqlx::query(
+        "UPDATE agents SET active = ?1 WHERE id = ?2
+           AND (?1 = 1 OR role <> 'admin' OR active = 0 OR EXISTS (
+                SELECT 1 FROM agents o WHERE o.role = 'admin' AND o.active = 1 AND o.id <> ?2))",
+    )
+    .bind(i64::from(active))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    settle(tx, n, id).await
+}
+
+/// Changes an agent's role. Demoting the last active admin is refused.
+pub async fn set_role(store: &Store, id: i64, role: Role) -> Result<(), ChangeError> {
+    let mut tx = store.write().await?;
+    let n = sqlx::query(
+        "UPDATE agents SET role = ?1 WHERE id = ?2
+           AND (?1 = 'admin' OR role <> 'admin' OR active = 0 OR EXISTS (
+                SELECT 1 FROM agents o WHERE o.role = 'admin' AND o.active = 1 AND o.id <> ?2))",
+    )
+    .bind(role.as_str())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    settle(tx, n, id).await
+}
+
+/// Commits a guarded update, or says why it matched nothing.
+async fn settle(mut tx: super::WriteTx, updated: u64, id: i64) -> Result<(), ChangeError> {
+    if updated == 1 {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM agents WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Err(if exists.is_some() {
+        ChangeError::LastAdmin
+    } else {
+        ChangeError::NotFound
+    })
+}
+
+/// Sets a new password and moves the agent to a new session epoch, which ends every session
+/// signed in before; returns the new epoch (the caller re-stamps its own session with it).
+pub async fn set_password(store: &Store, id: i64, password_hash: &str) -> Result<i64, ChangeError> {
+    let mut tx = store.write().await?;
+    let epoch: Option<i64> = sqlx::query_scalar(
+        "UPDATE agents SET password_hash = ?, session_epoch = session_epoch + 1 WHERE id = ?
+         RETURNING session_epoch",
+    )
+    .bind(password_hash)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let epoch = epoch.ok_or(ChangeError::NotFound)?;
+    tx.commit().await?;
+    Ok(epoch)
+}
+
+/// The agent's own language for the desk (`None`: follow the browser).
+pub async fn set_language(store: &Store, id: i64, language: Option<&str>) -> sqlx::Result<()> {
+    let mut tx = store.write().await?;
+    sqlx::query("UPDATE agents SET language = ? WHERE id = ?")
+        .bind(language)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// The language an agent chose, if any (read on every signed-in request).
+pub async fn language(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<String>> {
+    let lang: Option<Option<String>> =
+        sqlx::query_scalar("SELECT language FROM agents WHERE id = ? AND active = 1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(lang.flatten())
 }

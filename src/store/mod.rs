@@ -16,6 +16,7 @@ pub mod inbox;
 pub mod messages;
 pub mod sessions;
 pub mod settings;
+pub mod touches;
 
 use std::{
     ops::{Deref, DerefMut},

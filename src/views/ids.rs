@@ -17,6 +17,9 @@ pub const SIM_CHAT: &str = "sim-chat";
 /// Where a refused simulator action says why.
 pub const SIM_ERROR: &str = "sim-error";
 
+/// The admin page's read-only webhook URL (its copy button names it).
+pub const WEBHOOK_URL: &str = "webhook-url";
+
 pub fn conversation_row(id: i64) -> String {
     format!("conv-{id}")
 }

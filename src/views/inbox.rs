@@ -303,8 +303,12 @@ fn composer(lang: Lang, csrf: &str, conversation_id: i64, nonce: &str) -> Markup
             input type="hidden" name="csrf" value=(csrf);
             (nonce_field(nonce, false))
             p.error id=(ids::COMPOSER_ERROR) role="alert" {}
+            // While the agent types, at most one ping per 5 s (the customer may see LINE's
+            // loading animation; see http::pages::touches).
             textarea name="text" rows="3" maxlength=(MAX_TEXT_UTF16) required
-                placeholder=(lang.t(Msg::ComposerPlaceholder)) {}
+                placeholder=(lang.t(Msg::ComposerPlaceholder))
+                hx-post={ "/conversations/" (conversation_id) "/typing" }
+                hx-trigger="keyup changed throttle:5s" hx-params="none" hx-swap="none" {}
             div.composer-foot {
                 span.counter data-max=(MAX_TEXT_UTF16) title=(lang.t(Msg::ComposerHint)) { (MAX_TEXT_UTF16) }
                 (super::stickers::sticker_picker(lang, conversation_id))

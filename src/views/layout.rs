@@ -17,6 +17,8 @@ pub struct Shell<'a> {
     pub live_cursor: Option<i64>,
     /// Sandbox mode (no LINE channel): every page says so and links to the simulator.
     pub sandbox: bool,
+    /// The signed-in agent is an admin (the header links to /admin).
+    pub admin: bool,
 }
 
 impl<'a> Shell<'a> {
@@ -29,6 +31,7 @@ impl<'a> Shell<'a> {
             agent: None,
             live_cursor: None,
             sandbox,
+            admin: false,
         }
     }
 }
@@ -59,6 +62,10 @@ pub fn page(shell: &Shell<'_>, body: Markup) -> Markup {
                 header.topbar {
                     span.brand { (lang.t(Msg::AppName)) }
                     @if let Some(name) = shell.agent {
+                        @if shell.admin {
+                            a.admin-link href="/admin" { (lang.t(Msg::AdminLink)) }
+                        }
+                        (language_menu(lang, shell.csrf))
                         span.who { (name) }
                         form.signout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(shell.csrf);
@@ -75,6 +82,29 @@ pub fn page(shell: &Shell<'_>, body: Markup) -> Markup {
                     div id=(super::ids::LIVE_SINK) hidden {}
                 }
             }
+        }
+    }
+}
+
+/// The agent's language menu: the browser's choice, or one of ours (stored per agent).
+fn language_menu(lang: Lang, csrf: &str) -> Markup {
+    let options = [
+        ("", Msg::LangBrowser),
+        (Lang::En.code(), Msg::LangEnglish),
+        (Lang::ZhTw.code(), Msg::LangChinese),
+    ];
+    html! {
+        form.lang-menu method="post" action="/me/language" {
+            input type="hidden" name="csrf" value=(csrf);
+            label {
+                span.visually-hidden { (lang.t(Msg::Language)) }
+                select name="language" data-autosubmit {
+                    @for (code, label) in options {
+                        option value=(code) selected[code == lang.code()] { (lang.t(label)) }
+                    }
+                }
+            }
+            button type="submit" { (lang.t(Msg::Apply)) }
         }
     }
 }

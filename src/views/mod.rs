@@ -2,6 +2,7 @@
 //! query the store or see `AppState`. Every visible string comes from `i18n`; user data is
 //! only ever interpolated with Maud's escaping (never `PreEscaped`).
 
+pub mod admin;
 pub mod content;
 pub mod error;
 pub mod history;

@@ -25,6 +25,8 @@ use crate::{
 const AGENT: &str = "e2e-agent";
 /// A second agent, for the tests of working together (same password).
 const AGENT2: &str = "e2e-agent2";
+/// An admin for `e2e/admin.test.mjs`.
+const ADMIN: &str = "e2e-admin";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The whole browser run; a hung browser fails the test instead of hanging CI.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
@@ -47,6 +49,8 @@ async fn browser_tests() {
     let app = Arc::new(TestApp::spawn(Bus::Local).await);
     app.add_agent(AGENT).await;
     app.add_agent(AGENT2).await;
+    app.add_agent_as(ADMIN, linechat::store::agents::Role::Admin)
+        .await;
     let control = spawn_control(app.clone()).await;
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(&e2e)
@@ -65,6 +69,7 @@ async fn browser_tests() {
         .env("CONTROL_URL", format!("http://{control}"))
         .env("AGENT_USER", AGENT)
         .env("AGENT2_USER", AGENT2)
+        .env("ADMIN_USER", ADMIN)
         .env("AGENT_PASSWORD", PASSWORD)
         .env("ARTIFACTS", e2e.join("artifacts"))
         .env("CHROMIUM", CHROMIUM)

@@ -366,15 +366,16 @@ impl TestApp {
 
     /// Adds an agent with `PASSWORD`.
     pub async fn add_agent(&self, username: &str) -> i64 {
+        self.add_agent_as(username, linechat::store::agents::Role::Agent)
+            .await
+    }
+
+    /// Adds an agent with `PASSWORD` and the given role.
+    pub async fn add_agent_as(&self, username: &str, role: linechat::store::agents::Role) -> i64 {
         let hash = linechat::password::hash(PASSWORD).unwrap();
-        linechat::store::agents::create(
-            self.pool(),
-            username,
-            &hash,
-            linechat::store::agents::Role::Agent,
-        )
-        .await
-        .unwrap()
+        linechat::store::agents::create(self.pool(), username, &hash, role)
+            .await
+            .unwrap()
     }
 
     /// A browser signed in as a new agent `username`.

@@ -7,6 +7,7 @@
 mod helpers;
 mod line_events;
 
+mod admin;
 mod auth;
 mod collab;
 mod crash;

@@ -141,6 +141,8 @@ async fn show_conversation(
         .await?
         .unwrap_or(row.in_count);
     tx.commit().await?;
+    // In the background: the page never waits for LINE.
+    super::touches::mark_read_on_open(&state, id);
     let nonce = crate::app::random_token();
     let thread = Thread {
         row: &row,
@@ -173,5 +175,6 @@ fn shell<'a>(lang: Lang, agent: &'a Agent, cursor: i64, sandbox: bool) -> Shell<
         agent: Some(&agent.agent.display_name),
         live_cursor: Some(cursor),
         sandbox,
+        admin: agent.agent.is_admin(),
     }
 }

@@ -1,11 +1,14 @@
 //! The agent desk's screens, a file per screen. Every route here needs a signed-in `Agent`.
 
+mod admin;
 mod collab;
 mod history;
 mod inbox;
+mod me;
 mod media;
 mod reply;
 mod stickers;
+pub(crate) mod touches;
 
 use axum::Router;
 
@@ -19,6 +22,9 @@ pub fn router() -> Router<AppState> {
         .merge(history::router())
         .merge(media::router())
         .merge(stickers::router())
+        .merge(admin::router())
+        .merge(me::router())
+        .merge(touches::router())
 }
 
 /// Whether the request came from htmx (then only the fragment is rendered).
