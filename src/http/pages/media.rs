@@ -66,8 +66,10 @@ async fn serve_media(
     let m = messages::get(&state.store.pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
+    // An unsent message's content is no longer shown anywhere, here included.
     if !matches!(m.kind.as_str(), "image" | "video" | "audio" | "file")
         || m.media_state.as_deref() != Some("ready")
+        || m.status == "unsent"
     {
         return Err(AppError::NotFound);
     }
