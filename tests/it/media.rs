@@ -94,8 +94,14 @@ async fn media_is_served_to_signed_in_agents_only_with_safe_headers() {
     assert_eq!(header(&r, "content-type"), "image/jpeg");
     assert_eq!(header(&r, "content-disposition"), "inline");
     assert_eq!(header(&r, "x-content-type-options"), "nosniff");
-    assert!(header(&r, "cache-control").starts_with("private"));
+    assert_eq!(header(&r, "cache-control"), "private, no-cache");
+    let modified = header(&r, "last-modified").to_owned();
     assert_eq!(r.bytes().await.unwrap().to_vec(), jpeg);
+    // Revalidation is cheap (and still needs the session).
+    let again = b
+        .request(reqwest::Method::GET, &path)
+        .header("if-modified-since", &modified);
+    assert_eq!(b.send(again).await.status(), 304);
 
     // Seeking (video players ask for ranges).
     let r = b
