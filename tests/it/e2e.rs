@@ -159,12 +159,12 @@ async fn webhook_message(
     let user = field(&v, "user")?;
     let message_id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 12).to_string();
     if v["message"]["type"] == "image" {
-        let photo = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/sandbox-photo.png"
-        ))
-        .expect("the sandbox photo");
-        app.fake.set_content(&message_id, "image/png", photo, 0);
+        app.fake.set_content(
+            &message_id,
+            "image/png",
+            linechat::sandbox::PHOTO_PNG.to_vec(),
+            0,
+        );
     }
     let event = crate::line_events::message(
         crate::line_events::from_user(user),

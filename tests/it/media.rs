@@ -40,6 +40,15 @@ async fn customer_sends(app: &TestApp, user_id: &str, id: &str, content: Value) 
     assert_eq!(app.webhook(&body(vec![e])).await.status(), 200);
 }
 
+async fn wait_until_unsent(app: &TestApp, id: &str) {
+    eventually(&format!("message {id} unsent"), WAIT, || async {
+        by_line_id(app, id)
+            .await
+            .is_some_and(|m| m.status == "unsent")
+    })
+    .await;
+}
+
 /// A customer sends an image LINE holds as `bytes` of type `mime`; waits until downloaded.
 async fn image_downloaded(
     app: &TestApp,
@@ -85,8 +94,14 @@ async fn media_is_served_to_signed_in_agents_only_with_safe_headers() {
     assert_eq!(header(&r, "content-type"), "image/jpeg");
     assert_eq!(header(&r, "content-disposition"), "inline");
     assert_eq!(header(&r, "x-content-type-options"), "nosniff");
-    assert!(header(&r, "cache-control").starts_with("private"));
+    assert_eq!(header(&r, "cache-control"), "private, no-cache");
+    let modified = header(&r, "last-modified").to_owned();
     assert_eq!(r.bytes().await.unwrap().to_vec(), jpeg);
+    // Revalidation is cheap (and still needs the session).
+    let again = b
+        .request(reqwest::Method::GET, &path)
+        .header("if-modified-since", &modified);
+    assert_eq!(b.send(again).await.status(), 304);
 
     // Seeking (video players ask for ranges).
     let r = b
@@ -97,6 +112,29 @@ async fn media_is_served_to_signed_in_agents_only_with_safe_headers() {
         .await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap().to_vec(), jpeg[..4].to_vec());
+
+    // Once the customer unsends it, it is gone from the thread and from this route.
+    let other = image_downloaded(&app, &u, "8002", "image/jpeg", &jpeg).await;
+    assert_eq!(get(&b, &format!("/media/{}", other.id)).await.status(), 200);
+    let unsend = event(
+        "unsend",
+        from_user(&u),
+        json!({ "unsend": { "messageId": "8002" } }),
+    );
+    assert_eq!(app.webhook(&body(vec![unsend])).await.status(), 200);
+    wait_until_unsent(&app, "8002").await;
+    assert_eq!(get(&b, &format!("/media/{}", other.id)).await.status(), 404);
+    let (_, html) = b
+        .page(&format!("/conversations/{}", other.conversation_id))
+        .await;
+    assert!(
+        !html.contains(&format!("src=\"/media/{}\"", other.id)),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("src=\"/media/{}\"", image.id)),
+        "{html}"
+    );
 
     // Junk and unknown ids.
     assert_eq!(get(&b, "/media/abc").await.status(), 400);

@@ -9,7 +9,9 @@
 //! Headers: the stored type, if it is a well-formed `type/subtype` (else octet-stream);
 //! `inline` only for image/video/audio types a browser shows without running anything (no
 //! SVG, no HTML), `attachment` with an RFC 6266 `filename*` for everything else; `nosniff`
-//! comes from the global layer; and `private` caching (the content is the customer's).
+//! comes from the global layer; and `private, no-cache`: the customer's content is
+//! revalidated each time, so once unsent, or once the agent signed out, the cache cannot
+//! show it.
 
 use std::path::Path as FsPath;
 
@@ -66,8 +68,10 @@ async fn serve_media(
     let m = messages::get(&state.store.pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
+    // An unsent message's content is no longer shown anywhere, here included.
     if !matches!(m.kind.as_str(), "image" | "video" | "audio" | "file")
         || m.media_state.as_deref() != Some("ready")
+        || m.status == "unsent"
     {
         return Err(AppError::NotFound);
     }
@@ -110,7 +114,7 @@ async fn serve_media(
     }
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
+        HeaderValue::from_static("private, no-cache"),
     );
     Ok(response)
 }

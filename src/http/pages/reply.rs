@@ -104,22 +104,24 @@ pub(super) async fn queue_from_desk(
     )
     .await?;
     tx.commit().await?;
-    let id = match queued {
-        Some((id, event_id)) => {
-            announce(state, id, event_id).await;
-            id
-        }
+    let (id, event_id) = match queued {
+        Some((id, event_id)) => (id, Some(event_id)),
         // A double submit: answer with the message the first one stored.
         None => {
-            messages::by_client_key(&state.store.pool, &client_key)
+            let first = messages::by_client_key(&state.store.pool, &client_key)
                 .await?
-                .ok_or(AppError::NotFound)?
-                .id
+                .ok_or(AppError::NotFound)?;
+            (first.id, None)
         }
     };
+    // Read before the worker hears of it, so the answer shows the row as stored ("queued");
+    // what happens next arrives through the live channel.
     let message = messages::get(&state.store.pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
+    if let Some(event_id) = event_id {
+        announce(state, id, event_id).await;
+    }
     let next_nonce = crate::app::random_token();
     Ok(html! {
         (message_row(lang, &message, None))
