@@ -24,11 +24,12 @@ use std::{
 };
 
 use sqlx::SqlitePool;
-use tokio::sync::broadcast;
+use tokio::sync::{OnceCell, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     bus::SharedBus,
+    i18n::Lang,
     store::events::{self, Event},
 };
 
@@ -50,6 +51,32 @@ struct Inner {
     /// The highest event id broadcast so far.
     latest: AtomicI64,
     recent: RwLock<Recent>,
+    drawn: Drawn<Drawing>,
+}
+
+/// One event drawn for the live transports: the HTML fragment (long-poll), and the same as
+/// SSE `data:` lines (a stream adds the `id:` line and the blank line that ends an event).
+#[derive(Clone, Debug, Default)]
+pub struct Drawing {
+    pub html: bytes::Bytes,
+    pub sse_data: bytes::Bytes,
+}
+
+impl Drawing {
+    pub fn new(html: String) -> Self {
+        let mut sse = String::with_capacity(html.len() + 16);
+        // SSE ends a line at CR, LF or CRLF: each line of the fragment is a `data:` line
+        // (EventSource joins them back with LF).
+        for line in html.split("\r\n").flat_map(|l| l.split(['\r', '\n'])) {
+            sse.push_str("data: ");
+            sse.push_str(line);
+            sse.push('\n');
+        }
+        Self {
+            html: html.into(),
+            sse_data: sse.into(),
+        }
+    }
 }
 
 /// Every event with `floor < id <= latest`, oldest first.
@@ -97,6 +124,7 @@ impl LiveHub {
                     floor: latest,
                     events: VecDeque::with_capacity(RECENT),
                 }),
+                drawn: Drawn::new(),
             }),
         }
     }
@@ -104,6 +132,11 @@ impl LiveHub {
     /// The highest event id this hub has broadcast.
     pub fn latest(&self) -> i64 {
         self.inner.latest.load(Ordering::Acquire)
+    }
+
+    /// Events as drawn for the live transports, shared by every connection.
+    pub fn drawn(&self) -> &Drawn<Drawing> {
+        &self.inner.drawn
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
@@ -207,6 +240,55 @@ impl LiveHub {
     }
 }
 
+/// What an event looks like once drawn, shared by every connection that sends it: each
+/// event is looked up and rendered once per language, however many agents watch
+/// (`http::live`). Bounded: the oldest entries go first.
+pub struct Drawn<V> {
+    entries: std::sync::Mutex<DrawnEntries<V>>,
+}
+
+/// (event id, language) → its drawing, oldest event first.
+type DrawnEntries<V> = std::collections::BTreeMap<(i64, Lang), Arc<OnceCell<V>>>;
+
+/// Drawn events kept (per language, about the memory window's length).
+const DRAWN: usize = 2 * RECENT;
+
+impl<V: Clone> Drawn<V> {
+    pub fn new() -> Self {
+        Self {
+            entries: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// The drawing of event `id` in `lang`, made by `draw` if nobody made it yet (callers
+    /// that ask at the same time wait for the one drawing). A failed drawing is not kept:
+    /// the next caller tries again.
+    pub async fn get_or_draw<F, Fut, E>(&self, id: i64, lang: Lang, draw: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        let cell = {
+            let mut entries = self
+                .entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cell = entries.entry((id, lang)).or_default().clone();
+            while entries.len() > DRAWN {
+                entries.pop_first();
+            }
+            cell
+        };
+        cell.get_or_try_init(draw).await.cloned()
+    }
+}
+
+impl<V: Clone> Default for Drawn<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +323,43 @@ mod tests {
         assert_eq!(ids(r.after(12)), Some(vec![15]), "ids may have gaps");
         assert_eq!(ids(r.after(13)), Some(vec![15]));
         assert_eq!(ids(r.after(15)), Some(vec![]));
+    }
+
+    #[test]
+    fn a_drawing_is_one_data_line_per_line_of_html() {
+        let d = Drawing::new("<p>a\r\nb\rc\nd</p>".to_owned());
+        assert_eq!(&d.html[..], b"<p>a\r\nb\rc\nd</p>");
+        assert_eq!(
+            &d.sse_data[..],
+            b"data: <p>a\ndata: b\ndata: c\ndata: d</p>\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_event_is_drawn_once_per_language() {
+        let drawn = Drawn::<u32>::new();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let draw = || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, ()>(7)
+        };
+        assert_eq!(drawn.get_or_draw(1, Lang::En, draw).await, Ok(7));
+        assert_eq!(drawn.get_or_draw(1, Lang::En, draw).await, Ok(7));
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        let _ = drawn.get_or_draw(1, Lang::ZhTw, draw).await;
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+        // A failure is not kept.
+        assert_eq!(
+            drawn.get_or_draw(9, Lang::En, || async { Err(()) }).await,
+            Err(())
+        );
+        assert_eq!(drawn.get_or_draw(9, Lang::En, draw).await, Ok(7));
+        for id in 10..=(DRAWN as i64 + 15) {
+            let _ = drawn
+                .get_or_draw(id, Lang::En, || async { Ok::<_, ()>(0) })
+                .await;
+        }
+        assert_eq!(drawn.entries.lock().unwrap().len(), DRAWN, "bounded");
     }
 
     #[test]

@@ -9,14 +9,13 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{
     Router,
+    body::Body,
     extract::{Query, State},
-    http::HeaderMap,
-    response::{
-        IntoResponse, Response,
-        sse::{Event as SseEvent, KeepAlive, Sse},
-    },
+    http::{HeaderMap, HeaderName, header},
+    response::{IntoResponse, Response},
     routing::get,
 };
+use bytes::Bytes;
 use futures::{StreamExt, stream};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -25,6 +24,7 @@ use crate::{
     app::AppState,
     error::Result,
     http::auth::Agent,
+    hub::Drawing,
     i18n::Lang,
     store::{
         agents, contacts, conversations,
@@ -37,6 +37,8 @@ use crate::{
 /// How long a long-poll (and one SSE wait) holds before answering with nothing; under the
 /// usual 30 s proxy idle timeouts.
 pub const HOLD: Duration = Duration::from_secs(25);
+/// How long an SSE stream stays silent before it sends a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The response header that carries the long-poll's next cursor.
 pub const CURSOR_HEADER: &str = "x-live-cursor";
 
@@ -51,8 +53,12 @@ struct After {
     after: Option<i64>,
 }
 
-/// SSE: each event-log row is one SSE event whose `id:` is the row's id. A reconnecting
+/// SSE: each wake-up sends what arrived as one SSE event whose `id:` is the last event-log id
+/// in it (coalesced: a burst costs an agent one swap, not one per event). A reconnecting
 /// `EventSource` sends `Last-Event-ID`, which wins over `?after=` (the page's first cursor).
+///
+/// The body is written by hand rather than with axum's `Sse` so that every connection sends
+/// the same shared bytes of each drawing (`LiveHub::drawn`), never a copy per agent.
 async fn stream_events(
     State(state): State<AppState>,
     agent: Agent,
@@ -70,12 +76,20 @@ async fn stream_events(
     let open = crate::telemetry::LiveConnection::open("sse", agent.agent.id);
     let batches = stream::unfold((state, cursor), move |(state, cursor)| async move {
         loop {
-            match state.hub.events_since(cursor, HOLD).await {
-                Ok(events) if events.is_empty() => continue,
+            match state.hub.events_since(cursor, KEEP_ALIVE).await {
+                // Nothing for a while: a comment line keeps proxies from closing the stream.
+                Ok(events) if events.is_empty() => {
+                    let chunks = vec![Bytes::from_static(b":\n\n")];
+                    return Some((stream::iter(chunks), (state, cursor)));
+                }
                 Ok(events) => {
                     let last = events.last().map_or(cursor, |e| e.id);
-                    let sse = render_sse(&state, lang, &events).await;
-                    return Some((stream::iter(sse), (state, last)));
+                    let mut chunks = Vec::with_capacity(events.len() + 1);
+                    for event in &events {
+                        chunks.push(drawing(&state, lang, event).await.sse_data);
+                    }
+                    chunks.push(Bytes::from(format!("id: {last}\n\n")));
+                    return Some((stream::iter(chunks), (state, last)));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "live: cannot read the event log");
@@ -84,33 +98,23 @@ async fn stream_events(
             }
         }
     });
-    let events = batches
+    let body = batches
         .flatten()
-        .map(move |event| {
+        .map(move |chunk| {
             let _ = &open;
-            Ok::<_, Infallible>(event)
+            Ok::<_, Infallible>(chunk)
         })
         .take_until(shutdown);
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // nginx and friends: do not buffer the stream.
+            (HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(body),
+    )
         .into_response()
-}
-
-async fn render_sse(state: &AppState, lang: Lang, events: &[Event]) -> Vec<SseEvent> {
-    let mut out = Vec::with_capacity(events.len());
-    for event in events {
-        // An event that cannot be drawn still advances the cursor (an empty data line), so
-        // a reconnect does not replay it forever.
-        let html = match fragment(state, lang, event).await {
-            Ok(markup) => markup.into_string(),
-            Err(e) => {
-                tracing::warn!(error = %e, event_id = event.id, "live: cannot draw an event");
-                String::new()
-            }
-        };
-        out.push(SseEvent::default().id(event.id.to_string()).data(html));
-    }
-    out
 }
 
 /// Long-poll: what is after `?after=` at once, else the first events within `HOLD`, else
@@ -129,18 +133,38 @@ async fn poll_events(
         events = state.hub.events_since(cursor, HOLD) => events?,
     };
     let next = events.last().map_or(cursor, |e| e.id);
-    let mut fragments = Vec::with_capacity(events.len());
+    let mut chunks = Vec::with_capacity(events.len());
     for event in &events {
-        fragments.push(fragment(&state, lang, event).await?);
+        chunks.push(Ok::<_, Infallible>(drawing(&state, lang, event).await.html));
     }
     Ok((
         [
-            (CURSOR_HEADER, next.to_string()),
-            ("cache-control", "no-store".to_owned()),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+            (HeaderName::from_static(CURSOR_HEADER), next.to_string()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
-        html! { @for f in &fragments { (f) } },
+        Body::from_stream(stream::iter(chunks)),
     )
         .into_response())
+}
+
+/// The shared drawing of an event in `lang`: looked up and rendered by the first connection
+/// that needs it. An event that cannot be drawn is drawn empty (and not kept), so it still
+/// advances the cursor and a reconnect does not replay it forever.
+async fn drawing(state: &AppState, lang: Lang, event: &Event) -> Drawing {
+    state
+        .hub
+        .drawn()
+        .get_or_draw(event.id, lang, || async {
+            fragment(state, lang, event)
+                .await
+                .map(|markup| Drawing::new(markup.into_string()))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, event_id = event.id, "live: cannot draw an event");
+            Drawing::new(String::new())
+        })
 }
 
 /// The fragment for one event: the message it concerns and its conversation's list row.
