@@ -298,6 +298,17 @@
   });
   document.addEventListener("htmx:oobAfterSwap", refresh);
   document.addEventListener("visibilitychange", refresh);
+  // Opening a thread keeps the list's filter in the address bar, so a reload (or a link
+  // passed to a colleague) shows the same list beside it. Rows are shared, so it is added here.
+  document.addEventListener("htmx:configRequest", function (e) {
+    var a = e.detail.elt;
+    if (!a.closest || !a.closest("#conversation-list") || e.detail.verb !== "get") return;
+    var form = document.querySelector("form.filters");
+    if (!form) return;
+    // Only what differs from the default list (everyone's, open), so plain links stay plain.
+    var defaults = { who: "all", status: "open", q: "" };
+    new FormData(form).forEach(function (v, k) { if (v !== (defaults[k] || "")) e.detail.parameters[k] = v; });
+  });
 
   // --- Notifications: off until the agent turns them on (and the browser allows them).
   function notifyButton() {

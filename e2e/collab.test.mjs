@@ -117,6 +117,7 @@ test("A assigns a conversation to B; B sees it, its unread count and its status 
   // B opens it: read; the badge goes and the title no longer counts it.
   await b.locator(`#conv-${id} a`).click();
   await b.locator(".thread .msg.in .bubble", { hasText: second }).waitFor();
+  await b.waitForURL(new RegExp(`/conversations/${id}\\?.*who=mine`));
   await until("B's badge is gone", () => b.locator(`#conv-${id} .badge`).isHidden());
   assert.equal(await titleCount(b), 0, await b.title());
 
