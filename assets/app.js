@@ -61,6 +61,7 @@
   });
   document.addEventListener("htmx:oobAfterSwap", dedupeThreads);
   document.addEventListener("htmx:afterSettle", localTimes);
+  document.addEventListener("linechat:times", localTimes);
   document.addEventListener("DOMContentLoaded", function () { localTimes(); scrollThread(); startLive(); });
 
   function scrollThread() {
@@ -190,6 +191,8 @@
   var sentRead = {};   // the last read count sent per conversation
 
   function list() { return document.getElementById("conversation-list"); }
+  // Rows put in by hand skip htmx's settle, where the desk localises times.
+  function localTimesIn() { document.dispatchEvent(new CustomEvent("linechat:times")); }
   function openThread() { return document.querySelector(".thread[data-conversation]"); }
   function rowId(li) { return li.id.replace(/^conv-/, ""); }
 
@@ -298,6 +301,23 @@
   });
   document.addEventListener("htmx:oobAfterSwap", refresh);
   document.addEventListener("visibilitychange", refresh);
+  // A changed row that this list did not hold (e.g. just assigned to me while I look at
+  // Mine): put it in its place by activity if it now matches; refresh() decides.
+  document.addEventListener("htmx:oobErrorNoTarget", function (e) {
+    var li = e.detail.content;
+    var ul = list();
+    if (!ul || !li || li.tagName !== "LI" || !/^conv-\d+$/.test(li.id)) return;
+    if (!matches(ul, li) || ul.dataset.searching) return;
+    li.removeAttribute("hx-swap-oob");
+    var at = Number(li.dataset.activity) || 0;
+    var next = Array.prototype.find.call(ul.children, function (other) {
+      return (Number(other.dataset.activity) || 0) <= at;
+    });
+    ul.insertBefore(li, next || null);
+    htmx.process(li);
+    localTimesIn(li);
+    refresh();
+  });
   // Opening a thread keeps the list's filter in the address bar, so a reload (or a link
   // passed to a colleague) shows the same list beside it. Rows are shared, so it is added here.
   document.addEventListener("htmx:configRequest", function (e) {

@@ -84,6 +84,13 @@ test("A assigns a conversation to B; B sees it, its unread count and its status 
   const bTitle = await titleCount(b);
   assert.ok(bTitle >= 1, `B's tab title counts the unread message: ${await b.title()}`);
 
+  // B narrows the list to Mine (the filter goes into the address bar): nothing there yet.
+  await b.locator(".filters label", { hasText: "Mine" }).click();
+  await b.waitForURL(/who=mine/);
+  await b.locator("#conversation-list[data-who=mine]").waitFor({ state: "attached" });
+  await until("B's Mine list is empty", async () => (await b.locator("#conversation-list li").count()) === 0);
+  await b.evaluate(() => { window.__sameDocument = true; });
+
   // A opens it and assigns it to B from the thread header.
   await a.locator(`#conv-${id} a`).click();
   await wired(a, `#thread-head-${id} form.assign`);
@@ -92,17 +99,13 @@ test("A assigns a conversation to B; B sees it, its unread count and its status 
     async () => (await a.locator(`#conv-${id}`).getAttribute("data-assignee")) === me);
   assert.equal(await a.locator(`#contact-${id} .assignee`).textContent(), B);
 
-  // B's screen follows without a reload.
-  await until("B's row shows B as assignee",
-    async () => (await b.locator(`#conv-${id} .assignee`).textContent()) === B);
+  // B's Mine list gains it without a reload, with its assignee and B's unread count.
+  await b.locator(`#conv-${id}`).waitFor();
+  assert.equal(await b.locator(`#conv-${id} .assignee`).textContent(), B);
   assert.equal(await b.locator(`#conv-${id}`).getAttribute("data-assignee"), me);
-
-  // B narrows the list to Mine: the filter is in the address bar, the conversation is there.
-  await b.locator(".filters label", { hasText: "Mine" }).click();
-  await b.waitForURL(/who=mine/);
-  await b.locator("#conversation-list").and(b.locator("[data-who=mine]")).waitFor();
+  await until("B's badge still says 1", async () => (await b.locator(`#conv-${id} .badge`).textContent()) === "1");
+  assert.equal(await titleCount(b), 1, await b.title());
   assert.equal(await b.locator("#conversation-list li").count(), 1);
-  await b.evaluate(() => { window.__sameDocument = true; });
 
   // The customer writes again: B's badge and tab title go up, A (reading it) stays at 0.
   const second = `second ${tag()}`;

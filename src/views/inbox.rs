@@ -155,7 +155,8 @@ pub fn conversation_row(
     html! {
         li id=(ids::conversation_row(row.id)) hx-swap-oob=[oob] data-status=(row.status)
             data-assignee=(row.assignee_id.map(|a| a.to_string()).unwrap_or_default())
-            data-in-count=(row.in_count) data-created=(row.created_at) {
+            data-in-count=(row.in_count) data-created=(row.created_at)
+            data-activity=(row.last_activity_at) {
             a href=(href) hx-get=(href) hx-target={ "#" (ids::THREAD_PANE) } hx-push-url="true" {
                 span.name { (contact_name(row)) }
                 span.when { (Timestamp(row.last_activity_at)) }
