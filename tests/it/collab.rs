@@ -501,3 +501,45 @@ async fn the_contact_panel_shows_the_profile_escaped() {
     let (_, page) = amy.page(&format!("/conversations/{c}")).await;
     assert!(!page.contains("javascript:alert"));
 }
+
+#[tokio::test]
+async fn the_desk_speaks_traditional_chinese_too() {
+    let app = TestApp::spawn(crate::helpers::Bus::Local).await;
+    let c = app.conversation(&user(351)).await;
+    let amy = app.signed_in("amy").await;
+    let zh = |path: String| {
+        let amy = &amy;
+        async move {
+            let r = amy
+                .send(
+                    amy.request(reqwest::Method::GET, &path)
+                        .header("accept-language", "zh-TW"),
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let page = zh(format!("/conversations/{c}")).await;
+    for words in [
+        "我的",
+        "未指派",
+        "處理中",
+        "已解決",
+        "指派給我",
+        "聯絡人",
+        "首次聯繫",
+        "搜尋名稱與訊息",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+    let cursor = events::latest_id(app.pool()).await.unwrap();
+    htmx_post(
+        &amy,
+        &format!("/conversations/{c}/status"),
+        &[("status", "pending")],
+    )
+    .await;
+    let live = zh(format!("/live/poll?after={cursor}")).await;
+    assert!(live.contains("等待回覆"), "{live}");
+}
