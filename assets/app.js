@@ -233,6 +233,17 @@
     }).catch(function () { sentRead[id] = 0; });
   }
 
+  // A row older than the page's read counts: ask the server once what this agent has read.
+  var asking = {};
+  function askRead(id) {
+    if (asking[id]) return;
+    asking[id] = true;
+    fetch("/conversations/" + id + "/read", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (n) { reads[id] = Math.max(reads[id] || 0, Number(n) || 0); refresh(); })
+      .catch(function () { asking[id] = false; });
+  }
+
   function matches(ul, li) {
     var status = ul.dataset.status;
     if (status && status !== "any" && li.dataset.status !== status) return false;
@@ -278,6 +289,11 @@
       if (id === openId && seeing && inCount > (reads[id] || 0)) {
         reads[id] = inCount;
         sendRead(id, inCount);
+      }
+      if (!(id in reads) && ul.dataset.readsAfter &&
+          (Number(li.dataset.activity) || 0) <= Number(ul.dataset.readsAfter)) {
+        askRead(id);
+        return;
       }
       var unread = Math.max(0, inCount - (reads[id] || 0));
       var badge = li.querySelector(".badge");

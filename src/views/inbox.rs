@@ -38,8 +38,10 @@ pub struct Thread<'a> {
 pub struct ListView<'a> {
     pub filter: &'a Filter,
     pub rows: &'a [ConversationRow],
-    /// Conversation id → customer messages read by this agent (missing = none).
+    /// Conversation id → customer messages read by this agent (missing = none)...
     pub reads: &'a HashMap<i64, i64>,
+    /// ...for conversations active after this time; older ones the browser asks about.
+    pub reads_after: Option<i64>,
     /// The signed-in agent's id (the browser's "Mine" filter for live rows).
     pub me: i64,
 }
@@ -116,7 +118,8 @@ pub fn list_results(lang: Lang, list: &ListView<'_>) -> Markup {
         ul id=(ids::CONVERSATION_LIST) data-who=(list.filter.who.as_str())
             data-status=(list.filter.status.map_or("any", Status::as_str))
             data-searching=[list.filter.search.is_some().then_some("1")]
-            data-me=(list.me) data-reads=(reads) data-now=(crate::domain::now_ms()) {
+            data-me=(list.me) data-reads=(reads) data-reads-after=[list.reads_after]
+            data-now=(crate::domain::now_ms()) {
             @for row in list.rows {
                 @let read = list.reads.get(&row.id).copied().unwrap_or(0);
                 (conversation_row(lang, row, None, Some(row.in_count - read)))

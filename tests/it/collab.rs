@@ -464,6 +464,18 @@ async fn unread_counts_are_per_agent() {
             .unwrap(),
         3
     );
+    // What the browser asks for a row older than the page's read counts.
+    assert_eq!(amy.page(&read).await, (reqwest::StatusCode::OK, "1".into()));
+    assert_eq!(bob.page(&read).await.1, "3");
+    // The page's read counts cover the most recently active conversations; beyond the
+    // limit, it says from when on a missing one means "nothing read".
+    let other = app.conversation(&user(332)).await;
+    amy.page(&format!("/conversations/{other}")).await;
+    let (all, after) = conversations::reads(app.pool(), amy_id, 10).await.unwrap();
+    assert_eq!((all.len(), after), (2, None));
+    let (newest, after) = conversations::reads(app.pool(), amy_id, 1).await.unwrap();
+    assert_eq!(newest.keys().copied().collect::<Vec<_>>(), vec![other]);
+    assert_eq!(after, Some(conv(&app, other).await.last_activity_at));
 }
 
 #[tokio::test]
