@@ -168,3 +168,46 @@ test("search, the / key, and one pane at a time on a phone", async (t) => {
   assert.equal(await page.inputValue("#list-search"), word);
   assert.deepEqual(page.errors, []);
 });
+
+test("once turned on, a new conversation raises a browser notification", async (t) => {
+  const page = await desk(t, A);
+  // A stand-in Notification API (headless Chromium shows none) that records what is shown,
+  // and a window without focus, when a notification is useful.
+  await page.evaluate(() => {
+    window.__notes = [];
+    class Note {
+      constructor(title, options) { window.__notes.push({ title, body: options.body }); }
+      close() {}
+    }
+    Note.permission = "default";
+    Note.requestPermission = async () => { Note.permission = "granted"; return "granted"; };
+    window.Notification = Note;
+    document.hasFocus = () => false;
+  });
+  const toggle = page.locator("#notify-toggle");
+  await toggle.click();
+  await until("the button offers to stop", async () => (await toggle.textContent()).trim() === "Stop notifying");
+
+  const user = "U" + randomBytes(16).toString("hex");
+  const name = `Notify ${tag()}`;
+  const first = `first ${tag()}`;
+  await customer(user, first, name);
+  await page.locator("#conversation-list li", { hasText: name }).waitFor();
+  const notes = await until("a notification", () => page.evaluate(() => window.__notes.length && window.__notes));
+  assert.equal(notes.length, 1);
+  assert.equal(notes[0].title, "New conversation");
+  // Who (the name once LINE's profile is in, else the LINE id) and what they wrote.
+  assert.ok(notes[0].body.endsWith(`: ${first}`), notes[0].body);
+
+  // A further message in the same conversation is not a new conversation.
+  await customer(user, `second ${tag()}`);
+  await page.locator("#conversation-list li .preview", { hasText: "second" }).waitFor();
+  assert.equal(await page.evaluate(() => window.__notes.length), 1);
+
+  // Turned off: quiet.
+  await toggle.click();
+  await customer("U" + randomBytes(16).toString("hex"), `quiet ${tag()}`, `Quiet ${tag()}`);
+  await page.locator("#conversation-list li .name", { hasText: "Quiet" }).waitFor();
+  assert.equal(await page.evaluate(() => window.__notes.length), 1);
+  assert.deepEqual(page.errors, []);
+});
