@@ -380,7 +380,8 @@
   }
   document.addEventListener("keydown", function (e) {
     var t = e.target;
-    var typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    var typing = t && (t.isContentEditable || /^(TEXTAREA|SELECT)$/.test(t.tagName) ||
+      (t.tagName === "INPUT" && !/^(radio|checkbox|button|submit)$/.test(t.type)));
     if (e.key === "/" && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
       var search = document.getElementById("list-search");
       if (search) { e.preventDefault(); search.focus(); search.select(); }
