@@ -7,6 +7,7 @@ use std::time::Duration;
 use linechat::store::{agents, conversations, events};
 
 use crate::{
+    both_buses,
     helpers::{Browser, TestApp, eventually},
     line_events::{body, text, user},
 };
@@ -160,62 +161,71 @@ async fn assign_and_status_are_validated_and_stored() {
     assert_eq!(conv(&app, c).await.status, "open");
 }
 
-#[tokio::test]
-async fn an_assignment_is_live_and_the_same_for_every_agent() {
-    let app = TestApp::spawn(crate::helpers::Bus::Local).await;
-    let c = app.conversation(&user(302)).await;
-    let amy = app.signed_in("amy").await;
-    let bob = app.signed_in("bob").await;
-    let bob_id = agent_id(&app, "bob").await;
-    let cursor = events::latest_id(app.pool()).await.unwrap();
+both_buses!(
+    an_assignment_is_live_and_the_same_for_every_agent,
+    |bus| async move {
+        let app = TestApp::spawn(bus).await;
+        let c = app.conversation(&user(302)).await;
+        let amy = app.signed_in("amy").await;
+        let bob = std::sync::Arc::new(app.signed_in("bob").await);
+        let bob_id = agent_id(&app, "bob").await;
+        let cursor = events::latest_id(app.pool()).await.unwrap();
+        app.state.hub.catch_up().await.unwrap();
+        let poll = format!("/live/poll?after={cursor}");
+        // Bob's long-poll is usually already holding when Amy assigns (the change then wakes it);
+        // if not, it answers at once from the log. Either way it must carry the change.
+        let waiting = tokio::spawn({
+            let (bob, poll) = (bob.clone(), poll.clone());
+            async move { bob.page(&poll).await }
+        });
 
-    let r = htmx_post(
-        &amy,
-        &format!("/conversations/{c}/assign"),
-        &[("assignee", &bob_id.to_string())],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let logged: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT kind, conversation_id FROM events WHERE id > ?")
-            .bind(cursor)
-            .fetch_all(app.pool())
-            .await
-            .unwrap();
-    assert_eq!(logged, vec![("conversation.updated".to_owned(), Some(c))]);
+        let r = htmx_post(
+            &amy,
+            &format!("/conversations/{c}/assign"),
+            &[("assignee", &bob_id.to_string())],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let logged: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT kind, conversation_id FROM events WHERE id > ?")
+                .bind(cursor)
+                .fetch_all(app.pool())
+                .await
+                .unwrap();
+        assert_eq!(logged, vec![("conversation.updated".to_owned(), Some(c))]);
 
-    let poll = format!("/live/poll?after={cursor}");
-    let (status, for_bob) = bob.page(&poll).await;
-    assert_eq!(status, 200);
-    assert!(for_bob.contains(&format!("id=\"conv-{c}\"")), "{for_bob}");
-    assert!(
-        for_bob.contains(&format!("data-assignee=\"{bob_id}\"")),
-        "{for_bob}"
-    );
-    assert!(
-        for_bob.contains(&format!("id=\"thread-head-{c}\"")),
-        "{for_bob}"
-    );
-    assert!(
-        for_bob.contains(&format!("id=\"contact-{c}\"")),
-        "{for_bob}"
-    );
-    // Rendered once for all: no session token, no per-agent count in a live fragment.
-    let (_, for_amy) = amy.page(&poll).await;
-    assert_eq!(for_amy, for_bob);
-    assert!(!for_bob.contains(&amy.csrf()) && !for_bob.contains(&bob.csrf()));
+        let (status, for_bob) = waiting.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(for_bob.contains(&format!("id=\"conv-{c}\"")), "{for_bob}");
+        assert!(
+            for_bob.contains(&format!("data-assignee=\"{bob_id}\"")),
+            "{for_bob}"
+        );
+        assert!(
+            for_bob.contains(&format!("id=\"thread-head-{c}\"")),
+            "{for_bob}"
+        );
+        assert!(
+            for_bob.contains(&format!("id=\"contact-{c}\"")),
+            "{for_bob}"
+        );
+        // Rendered once for all: no session token, no per-agent count in a live fragment.
+        let (_, for_amy) = amy.page(&poll).await;
+        assert_eq!(for_amy, for_bob);
+        assert!(!for_bob.contains(&amy.csrf()) && !for_bob.contains(&bob.csrf()));
 
-    // Assigning to whom it already is changes nothing and logs nothing.
-    let latest = events::latest_id(app.pool()).await.unwrap();
-    let r = htmx_post(
-        &bob,
-        &format!("/conversations/{c}/assign"),
-        &[("assignee", "me")],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(events::latest_id(app.pool()).await.unwrap(), latest);
-}
+        // Assigning to whom it already is changes nothing and logs nothing.
+        let latest = events::latest_id(app.pool()).await.unwrap();
+        let r = htmx_post(
+            &bob,
+            &format!("/conversations/{c}/assign"),
+            &[("assignee", "me")],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(events::latest_id(app.pool()).await.unwrap(), latest);
+    }
+);
 
 #[tokio::test]
 async fn a_customer_message_reopens_a_resolved_or_pending_conversation() {
