@@ -303,6 +303,11 @@
       total += unread;
     });
     document.title = (total > 0 ? "(" + total + ") " : "") + baseTitle;
+    // "Assign to me" is for conversations that are not mine yet (headers are shared bytes).
+    document.querySelectorAll(".thread-head[data-assignee]").forEach(function (head) {
+      var btn = head.querySelector(".assign-me");
+      if (btn) btn.hidden = head.dataset.assignee === ul.dataset.me;
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -122,6 +122,7 @@ test("A assigns a conversation to B; B sees it, its unread count and its status 
   await b.locator(".thread .msg.in .bubble", { hasText: second }).waitFor();
   await b.waitForURL(new RegExp(`/conversations/${id}\\?.*who=mine`));
   await until("B's badge is gone", () => b.locator(`#conv-${id} .badge`).isHidden());
+  assert.equal(await b.locator(`#thread-head-${id} .assign-me`).isHidden(), true, "it is B's already");
   assert.equal(await titleCount(b), 0, await b.title());
 
   // A resolves it: B's open thread header says so; B's Open list lets the row go.

@@ -216,7 +216,8 @@ pub fn thread_head(
         .assignee_id
         .filter(|a| !agents.iter().any(|x| x.id == *a));
     html! {
-        header.thread-head id=(ids::thread_head(row.id)) hx-swap-oob=[oob] {
+        header.thread-head id=(ids::thread_head(row.id)) hx-swap-oob=[oob]
+            data-assignee=(row.assignee_id.map(|a| a.to_string()).unwrap_or_default()) {
             a.back href="/" { span aria-hidden="true" { "← " } (lang.t(Msg::Back)) }
             h2 { (contact_name(row)) }
             div.controls {
