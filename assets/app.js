@@ -61,6 +61,7 @@
   });
   document.addEventListener("htmx:oobAfterSwap", dedupeThreads);
   document.addEventListener("htmx:afterSettle", localTimes);
+  document.addEventListener("linechat:times", localTimes);
   document.addEventListener("DOMContentLoaded", function () { localTimes(); scrollThread(); startLive(); });
 
   function scrollThread() {
@@ -190,6 +191,8 @@
   var sentRead = {};   // the last read count sent per conversation
 
   function list() { return document.getElementById("conversation-list"); }
+  // Rows put in by hand skip htmx's settle, where the desk localises times.
+  function localTimesIn() { document.dispatchEvent(new CustomEvent("linechat:times")); }
   function openThread() { return document.querySelector(".thread[data-conversation]"); }
   function rowId(li) { return li.id.replace(/^conv-/, ""); }
 
@@ -228,6 +231,17 @@
       headers: { "content-type": "application/x-www-form-urlencoded", "x-csrf-token": csrf() },
       body: "in_count=" + encodeURIComponent(count),
     }).catch(function () { sentRead[id] = 0; });
+  }
+
+  // A row older than the page's read counts: ask the server once what this agent has read.
+  var asking = {};
+  function askRead(id) {
+    if (asking[id]) return;
+    asking[id] = true;
+    fetch("/conversations/" + id + "/read", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (n) { reads[id] = Math.max(reads[id] || 0, Number(n) || 0); refresh(); })
+      .catch(function () { asking[id] = false; });
   }
 
   function matches(ul, li) {
@@ -276,6 +290,11 @@
         reads[id] = inCount;
         sendRead(id, inCount);
       }
+      if (!(id in reads) && ul.dataset.readsAfter &&
+          (Number(li.dataset.activity) || 0) <= Number(ul.dataset.readsAfter)) {
+        askRead(id);
+        return;
+      }
       var unread = Math.max(0, inCount - (reads[id] || 0));
       var badge = li.querySelector(".badge");
       if (badge) { badge.textContent = unread; badge.hidden = unread === 0; }
@@ -284,6 +303,11 @@
       total += unread;
     });
     document.title = (total > 0 ? "(" + total + ") " : "") + baseTitle;
+    // "Assign to me" is for conversations that are not mine yet (headers are shared bytes).
+    document.querySelectorAll(".thread-head[data-assignee]").forEach(function (head) {
+      var btn = head.querySelector(".assign-me");
+      if (btn) btn.hidden = head.dataset.assignee === ul.dataset.me;
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -298,6 +322,34 @@
   });
   document.addEventListener("htmx:oobAfterSwap", refresh);
   document.addEventListener("visibilitychange", refresh);
+  // A changed row that this list did not hold (e.g. just assigned to me while I look at
+  // Mine): put it in its place by activity if it now matches; refresh() decides.
+  document.addEventListener("htmx:oobErrorNoTarget", function (e) {
+    var li = e.detail.content;
+    var ul = list();
+    if (!ul || !li || li.tagName !== "LI" || !/^conv-\d+$/.test(li.id)) return;
+    if (!matches(ul, li) || ul.dataset.searching) return;
+    li.removeAttribute("hx-swap-oob");
+    var at = Number(li.dataset.activity) || 0;
+    var next = Array.prototype.find.call(ul.children, function (other) {
+      return (Number(other.dataset.activity) || 0) <= at;
+    });
+    ul.insertBefore(li, next || null);
+    htmx.process(li);
+    localTimesIn(li);
+    refresh();
+  });
+  // Opening a thread keeps the list's filter in the address bar, so a reload (or a link
+  // passed to a colleague) shows the same list beside it. Rows are shared, so it is added here.
+  document.addEventListener("htmx:configRequest", function (e) {
+    var a = e.detail.elt;
+    if (!a.closest || !a.closest("#conversation-list") || e.detail.verb !== "get") return;
+    var form = document.querySelector("form.filters");
+    if (!form) return;
+    // Only what differs from the default list (everyone's, open), so plain links stay plain.
+    var defaults = { who: "all", status: "open", q: "" };
+    new FormData(form).forEach(function (v, k) { if (v !== (defaults[k] || "")) e.detail.parameters[k] = v; });
+  });
 
   // --- Notifications: off until the agent turns them on (and the browser allows them).
   function notifyButton() {
@@ -333,7 +385,8 @@
   }
   document.addEventListener("keydown", function (e) {
     var t = e.target;
-    var typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    var typing = t && (t.isContentEditable || /^(TEXTAREA|SELECT)$/.test(t.tagName) ||
+      (t.tagName === "INPUT" && !/^(radio|checkbox|button|submit)$/.test(t.type)));
     if (e.key === "/" && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
       var search = document.getElementById("list-search");
       if (search) { e.preventDefault(); search.focus(); search.select(); }

@@ -84,6 +84,13 @@ test("A assigns a conversation to B; B sees it, its unread count and its status 
   const bTitle = await titleCount(b);
   assert.ok(bTitle >= 1, `B's tab title counts the unread message: ${await b.title()}`);
 
+  // B narrows the list to Mine (the filter goes into the address bar): nothing there yet.
+  await b.locator(".filters label", { hasText: "Mine" }).click();
+  await b.waitForURL(/who=mine/);
+  await b.locator("#conversation-list[data-who=mine]").waitFor({ state: "attached" });
+  await until("B's Mine list is empty", async () => (await b.locator("#conversation-list li").count()) === 0);
+  await b.evaluate(() => { window.__sameDocument = true; });
+
   // A opens it and assigns it to B from the thread header.
   await a.locator(`#conv-${id} a`).click();
   await wired(a, `#thread-head-${id} form.assign`);
@@ -92,17 +99,13 @@ test("A assigns a conversation to B; B sees it, its unread count and its status 
     async () => (await a.locator(`#conv-${id}`).getAttribute("data-assignee")) === me);
   assert.equal(await a.locator(`#contact-${id} .assignee`).textContent(), B);
 
-  // B's screen follows without a reload.
-  await until("B's row shows B as assignee",
-    async () => (await b.locator(`#conv-${id} .assignee`).textContent()) === B);
+  // B's Mine list gains it without a reload, with its assignee and B's unread count.
+  await b.locator(`#conv-${id}`).waitFor();
+  assert.equal(await b.locator(`#conv-${id} .assignee`).textContent(), B);
   assert.equal(await b.locator(`#conv-${id}`).getAttribute("data-assignee"), me);
-
-  // B narrows the list to Mine: the filter is in the address bar, the conversation is there.
-  await b.locator(".filters label", { hasText: "Mine" }).click();
-  await b.waitForURL(/who=mine/);
-  await b.locator("#conversation-list").and(b.locator("[data-who=mine]")).waitFor();
+  await until("B's badge still says 1", async () => (await b.locator(`#conv-${id} .badge`).textContent()) === "1");
+  assert.equal(await titleCount(b), 1, await b.title());
   assert.equal(await b.locator("#conversation-list li").count(), 1);
-  await b.evaluate(() => { window.__sameDocument = true; });
 
   // The customer writes again: B's badge and tab title go up, A (reading it) stays at 0.
   const second = `second ${tag()}`;
@@ -117,7 +120,9 @@ test("A assigns a conversation to B; B sees it, its unread count and its status 
   // B opens it: read; the badge goes and the title no longer counts it.
   await b.locator(`#conv-${id} a`).click();
   await b.locator(".thread .msg.in .bubble", { hasText: second }).waitFor();
+  await b.waitForURL(new RegExp(`/conversations/${id}\\?.*who=mine`));
   await until("B's badge is gone", () => b.locator(`#conv-${id} .badge`).isHidden());
+  assert.equal(await b.locator(`#thread-head-${id} .assign-me`).isHidden(), true, "it is B's already");
   assert.equal(await titleCount(b), 0, await b.title());
 
   // A resolves it: B's open thread header says so; B's Open list lets the row go.
@@ -162,5 +167,48 @@ test("search, the / key, and one pane at a time on a phone", async (t) => {
   await Promise.all([page.waitForURL(/\/\?.*q=needle/), page.keyboard.press("Escape")]);
   await page.locator("nav.list").waitFor();
   assert.equal(await page.inputValue("#list-search"), word);
+  assert.deepEqual(page.errors, []);
+});
+
+test("once turned on, a new conversation raises a browser notification", async (t) => {
+  const page = await desk(t, A);
+  // A stand-in Notification API (headless Chromium shows none) that records what is shown,
+  // and a window without focus, when a notification is useful.
+  await page.evaluate(() => {
+    window.__notes = [];
+    class Note {
+      constructor(title, options) { window.__notes.push({ title, body: options.body }); }
+      close() {}
+    }
+    Note.permission = "default";
+    Note.requestPermission = async () => { Note.permission = "granted"; return "granted"; };
+    window.Notification = Note;
+    document.hasFocus = () => false;
+  });
+  const toggle = page.locator("#notify-toggle");
+  await toggle.click();
+  await until("the button offers to stop", async () => (await toggle.textContent()).trim() === "Stop notifying");
+
+  const user = "U" + randomBytes(16).toString("hex");
+  const name = `Notify ${tag()}`;
+  const first = `first ${tag()}`;
+  await customer(user, first, name);
+  await page.locator("#conversation-list li", { hasText: name }).waitFor();
+  const notes = await until("a notification", () => page.evaluate(() => window.__notes.length && window.__notes));
+  assert.equal(notes.length, 1);
+  assert.equal(notes[0].title, "New conversation");
+  // Who (the name once LINE's profile is in, else the LINE id) and what they wrote.
+  assert.ok(notes[0].body.endsWith(`: ${first}`), notes[0].body);
+
+  // A further message in the same conversation is not a new conversation.
+  await customer(user, `second ${tag()}`);
+  await page.locator("#conversation-list li .preview", { hasText: "second" }).waitFor();
+  assert.equal(await page.evaluate(() => window.__notes.length), 1);
+
+  // Turned off: quiet.
+  await toggle.click();
+  await customer("U" + randomBytes(16).toString("hex"), `quiet ${tag()}`, `Quiet ${tag()}`);
+  await page.locator("#conversation-list li .name", { hasText: "Quiet" }).waitFor();
+  assert.equal(await page.evaluate(() => window.__notes.length), 1);
   assert.deepEqual(page.errors, []);
 });

@@ -207,14 +207,15 @@ pub async fn mark_read(
 }
 
 /// What `agent_id` has read of the `limit` most recently active conversations (those the
-/// desk can show), as conversation id → read count. Missing = nothing read.
+/// desk can show), as conversation id → read count. Missing = nothing read, for every
+/// conversation active after the second value; `None` there means the map is complete.
 pub async fn reads(
     pool: &SqlitePool,
     agent_id: i64,
     limit: i64,
-) -> sqlx::Result<HashMap<i64, i64>> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT r.conversation_id, r.read_in_count FROM agent_reads r
+) -> sqlx::Result<(HashMap<i64, i64>, Option<i64>)> {
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT r.conversation_id, r.read_in_count, c.last_activity_at FROM agent_reads r
          JOIN conversations c ON c.id = r.conversation_id
          WHERE r.agent_id = ?
          ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?",
@@ -223,7 +224,13 @@ pub async fn reads(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    let complete_after = (rows.len() as i64 >= limit)
+        .then(|| rows.last().map(|r| r.2))
+        .flatten();
+    Ok((
+        rows.into_iter().map(|(id, read, _)| (id, read)).collect(),
+        complete_after,
+    ))
 }
 
 /// One agent's read count of one conversation (0 = nothing read).

@@ -40,8 +40,10 @@ pub struct Thread<'a> {
 pub struct ListView<'a> {
     pub filter: &'a Filter,
     pub rows: &'a [ConversationRow],
-    /// Conversation id → customer messages read by this agent (missing = none).
+    /// Conversation id → customer messages read by this agent (missing = none)...
     pub reads: &'a HashMap<i64, i64>,
+    /// ...for conversations active after this time; older ones the browser asks about.
+    pub reads_after: Option<i64>,
     /// The signed-in agent's id (the browser's "Mine" filter for live rows).
     pub me: i64,
 }
@@ -118,7 +120,8 @@ pub fn list_results(lang: Lang, list: &ListView<'_>) -> Markup {
         ul id=(ids::CONVERSATION_LIST) data-who=(list.filter.who.as_str())
             data-status=(list.filter.status.map_or("any", Status::as_str))
             data-searching=[list.filter.search.is_some().then_some("1")]
-            data-me=(list.me) data-reads=(reads) data-now=(crate::domain::now_ms()) {
+            data-me=(list.me) data-reads=(reads) data-reads-after=[list.reads_after]
+            data-now=(crate::domain::now_ms()) {
             @for row in list.rows {
                 @let read = list.reads.get(&row.id).copied().unwrap_or(0);
                 (conversation_row(lang, row, None, Some(row.in_count - read)))
@@ -157,7 +160,8 @@ pub fn conversation_row(
     html! {
         li id=(ids::conversation_row(row.id)) hx-swap-oob=[oob] data-status=(row.status)
             data-assignee=(row.assignee_id.map(|a| a.to_string()).unwrap_or_default())
-            data-in-count=(row.in_count) data-created=(row.created_at) {
+            data-in-count=(row.in_count) data-created=(row.created_at)
+            data-activity=(row.last_activity_at) {
             a href=(href) hx-get=(href) hx-target={ "#" (ids::THREAD_PANE) } hx-push-url="true" {
                 span.name { (contact_name(row)) }
                 span.when { (Timestamp(row.last_activity_at)) }
@@ -214,7 +218,8 @@ pub fn thread_head(
         .assignee_id
         .filter(|a| !agents.iter().any(|x| x.id == *a));
     html! {
-        header.thread-head id=(ids::thread_head(row.id)) hx-swap-oob=[oob] {
+        header.thread-head id=(ids::thread_head(row.id)) hx-swap-oob=[oob]
+            data-assignee=(row.assignee_id.map(|a| a.to_string()).unwrap_or_default()) {
             a.back href="/" { span aria-hidden="true" { "← " } (lang.t(Msg::Back)) }
             h2 { (contact_name(row)) }
             div.controls {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use linechat::store::{agents, conversations, events};
 
 use crate::{
+    both_buses,
     helpers::{Browser, TestApp, eventually},
     line_events::{body, text, user},
 };
@@ -160,62 +161,71 @@ async fn assign_and_status_are_validated_and_stored() {
     assert_eq!(conv(&app, c).await.status, "open");
 }
 
-#[tokio::test]
-async fn an_assignment_is_live_and_the_same_for_every_agent() {
-    let app = TestApp::spawn(crate::helpers::Bus::Local).await;
-    let c = app.conversation(&user(302)).await;
-    let amy = app.signed_in("amy").await;
-    let bob = app.signed_in("bob").await;
-    let bob_id = agent_id(&app, "bob").await;
-    let cursor = events::latest_id(app.pool()).await.unwrap();
+both_buses!(
+    an_assignment_is_live_and_the_same_for_every_agent,
+    |bus| async move {
+        let app = TestApp::spawn(bus).await;
+        let c = app.conversation(&user(302)).await;
+        let amy = app.signed_in("amy").await;
+        let bob = std::sync::Arc::new(app.signed_in("bob").await);
+        let bob_id = agent_id(&app, "bob").await;
+        let cursor = events::latest_id(app.pool()).await.unwrap();
+        app.state.hub.catch_up().await.unwrap();
+        let poll = format!("/live/poll?after={cursor}");
+        // Bob's long-poll is usually already holding when Amy assigns (the change then wakes it);
+        // if not, it answers at once from the log. Either way it must carry the change.
+        let waiting = tokio::spawn({
+            let (bob, poll) = (bob.clone(), poll.clone());
+            async move { bob.page(&poll).await }
+        });
 
-    let r = htmx_post(
-        &amy,
-        &format!("/conversations/{c}/assign"),
-        &[("assignee", &bob_id.to_string())],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let logged: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT kind, conversation_id FROM events WHERE id > ?")
-            .bind(cursor)
-            .fetch_all(app.pool())
-            .await
-            .unwrap();
-    assert_eq!(logged, vec![("conversation.updated".to_owned(), Some(c))]);
+        let r = htmx_post(
+            &amy,
+            &format!("/conversations/{c}/assign"),
+            &[("assignee", &bob_id.to_string())],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let logged: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT kind, conversation_id FROM events WHERE id > ?")
+                .bind(cursor)
+                .fetch_all(app.pool())
+                .await
+                .unwrap();
+        assert_eq!(logged, vec![("conversation.updated".to_owned(), Some(c))]);
 
-    let poll = format!("/live/poll?after={cursor}");
-    let (status, for_bob) = bob.page(&poll).await;
-    assert_eq!(status, 200);
-    assert!(for_bob.contains(&format!("id=\"conv-{c}\"")), "{for_bob}");
-    assert!(
-        for_bob.contains(&format!("data-assignee=\"{bob_id}\"")),
-        "{for_bob}"
-    );
-    assert!(
-        for_bob.contains(&format!("id=\"thread-head-{c}\"")),
-        "{for_bob}"
-    );
-    assert!(
-        for_bob.contains(&format!("id=\"contact-{c}\"")),
-        "{for_bob}"
-    );
-    // Rendered once for all: no session token, no per-agent count in a live fragment.
-    let (_, for_amy) = amy.page(&poll).await;
-    assert_eq!(for_amy, for_bob);
-    assert!(!for_bob.contains(&amy.csrf()) && !for_bob.contains(&bob.csrf()));
+        let (status, for_bob) = waiting.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(for_bob.contains(&format!("id=\"conv-{c}\"")), "{for_bob}");
+        assert!(
+            for_bob.contains(&format!("data-assignee=\"{bob_id}\"")),
+            "{for_bob}"
+        );
+        assert!(
+            for_bob.contains(&format!("id=\"thread-head-{c}\"")),
+            "{for_bob}"
+        );
+        assert!(
+            for_bob.contains(&format!("id=\"contact-{c}\"")),
+            "{for_bob}"
+        );
+        // Rendered once for all: no session token, no per-agent count in a live fragment.
+        let (_, for_amy) = amy.page(&poll).await;
+        assert_eq!(for_amy, for_bob);
+        assert!(!for_bob.contains(&amy.csrf()) && !for_bob.contains(&bob.csrf()));
 
-    // Assigning to whom it already is changes nothing and logs nothing.
-    let latest = events::latest_id(app.pool()).await.unwrap();
-    let r = htmx_post(
-        &bob,
-        &format!("/conversations/{c}/assign"),
-        &[("assignee", "me")],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(events::latest_id(app.pool()).await.unwrap(), latest);
-}
+        // Assigning to whom it already is changes nothing and logs nothing.
+        let latest = events::latest_id(app.pool()).await.unwrap();
+        let r = htmx_post(
+            &bob,
+            &format!("/conversations/{c}/assign"),
+            &[("assignee", "me")],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(events::latest_id(app.pool()).await.unwrap(), latest);
+    }
+);
 
 #[tokio::test]
 async fn a_customer_message_reopens_a_resolved_or_pending_conversation() {
@@ -464,6 +474,18 @@ async fn unread_counts_are_per_agent() {
             .unwrap(),
         3
     );
+    // What the browser asks for a row older than the page's read counts.
+    assert_eq!(amy.page(&read).await, (reqwest::StatusCode::OK, "1".into()));
+    assert_eq!(bob.page(&read).await.1, "3");
+    // The page's read counts cover the most recently active conversations; beyond the
+    // limit, it says from when on a missing one means "nothing read".
+    let other = app.conversation(&user(332)).await;
+    amy.page(&format!("/conversations/{other}")).await;
+    let (all, after) = conversations::reads(app.pool(), amy_id, 10).await.unwrap();
+    assert_eq!((all.len(), after), (2, None));
+    let (newest, after) = conversations::reads(app.pool(), amy_id, 1).await.unwrap();
+    assert_eq!(newest.keys().copied().collect::<Vec<_>>(), vec![other]);
+    assert_eq!(after, Some(conv(&app, other).await.last_activity_at));
 }
 
 #[tokio::test]
@@ -500,4 +522,46 @@ async fn the_contact_panel_shows_the_profile_escaped() {
         .unwrap();
     let (_, page) = amy.page(&format!("/conversations/{c}")).await;
     assert!(!page.contains("javascript:alert"));
+}
+
+#[tokio::test]
+async fn the_desk_speaks_traditional_chinese_too() {
+    let app = TestApp::spawn(crate::helpers::Bus::Local).await;
+    let c = app.conversation(&user(351)).await;
+    let amy = app.signed_in("amy").await;
+    let zh = |path: String| {
+        let amy = &amy;
+        async move {
+            let r = amy
+                .send(
+                    amy.request(reqwest::Method::GET, &path)
+                        .header("accept-language", "zh-TW"),
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let page = zh(format!("/conversations/{c}")).await;
+    for words in [
+        "我的",
+        "未指派",
+        "處理中",
+        "已解決",
+        "指派給我",
+        "聯絡人",
+        "首次聯繫",
+        "搜尋名稱與訊息",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+    let cursor = events::latest_id(app.pool()).await.unwrap();
+    htmx_post(
+        &amy,
+        &format!("/conversations/{c}/status"),
+        &[("status", "pending")],
+    )
+    .await;
+    let live = zh(format!("/live/poll?after={cursor}")).await;
+    assert!(live.contains("等待回覆"), "{live}");
 }

@@ -12,7 +12,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
 };
 use serde::Deserialize;
 
@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/conversations/{id}/assign", post(assign))
         .route("/conversations/{id}/status", post(set_status))
-        .route("/conversations/{id}/read", post(mark_read))
+        .route("/conversations/{id}/read", get(read_count).post(mark_read))
 }
 
 #[derive(Deserialize)]
@@ -154,4 +154,15 @@ async fn mark_read(
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok((StatusCode::OK, read.to_string()).into_response())
+}
+
+/// This agent's read count of one conversation, for a live row the page knew nothing about
+/// (one active too long ago to be in the page's read counts).
+async fn read_count(
+    State(state): State<AppState>,
+    agent: Agent,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let read = conversations::read_count(&state.store.pool, agent.agent.id, id).await?;
+    Ok(([("cache-control", "no-store")], read.to_string()).into_response())
 }

@@ -87,11 +87,12 @@ async fn show_inbox(
     // The cursor is read before the data, so whatever lands in between is replayed live
     // rather than missed (a replayed row is replaced in place, not duplicated).
     let cursor = events::latest_id(&state.store.pool).await?;
-    let (rows, reads) = list_data(&state, &agent, &filter).await?;
+    let (rows, (reads, reads_after)) = list_data(&state, &agent, &filter).await?;
     let list = ListView {
         filter: &filter,
         rows: &rows,
         reads: &reads,
+        reads_after,
         me: agent.agent.id,
     };
     let for_list = headers
@@ -108,7 +109,7 @@ async fn list_data(
     state: &AppState,
     agent: &Agent,
     filter: &Filter,
-) -> Result<(Vec<ConversationRow>, HashMap<i64, i64>)> {
+) -> Result<(Vec<ConversationRow>, (HashMap<i64, i64>, Option<i64>))> {
     let pool = &state.store.pool;
     let rows = conversations::list(pool, filter, LIST_LIMIT).await?;
     let reads = conversations::reads(pool, agent.agent.id, READS_LIMIT).await?;
@@ -156,11 +157,12 @@ async fn show_conversation(
     if is_htmx(&headers) {
         return Ok(thread_pane(lang, &agent.csrf, &thread).into_response());
     }
-    let (rows, reads) = list_data(&state, &agent, &filter).await?;
+    let (rows, (reads, reads_after)) = list_data(&state, &agent, &filter).await?;
     let list = ListView {
         filter: &filter,
         rows: &rows,
         reads: &reads,
+        reads_after,
         me: agent.agent.id,
     };
     let shell = shell(lang, &agent, cursor, state.sandbox.is_some());
