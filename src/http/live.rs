@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::{
     app::AppState,
     error::Result,
-    http::auth::Agent,
+    http::auth::{self, Agent},
     i18n::Lang,
     store::{conversations, events::Event, messages},
     views::live::{LiveItem, live_fragment},
@@ -65,11 +65,19 @@ async fn stream_events(
     // Counted while the stream lives: the guard moves into the stream and drops with it.
     let open = crate::telemetry::LiveConnection::open("sse", agent.agent.id);
     let csrf = agent.csrf;
+    let who = agent.agent;
     let batches = stream::unfold((state, cursor), move |(state, cursor)| {
         let csrf = csrf.clone();
+        let who = who.clone();
         async move {
             loop {
-                match state.hub.events_since(cursor, HOLD).await {
+                let events = state.hub.events_since(cursor, HOLD).await;
+                // Deactivated (or password reset) meanwhile: the stream ends; reconnecting
+                // meets the sign-in page.
+                if !auth::still_signed_in(&state, &who).await {
+                    return None;
+                }
+                match events {
                     Ok(events) if events.is_empty() => continue,
                     Ok(events) => {
                         let last = events.last().map_or(cursor, |e| e.id);
@@ -128,6 +136,9 @@ async fn poll_events(
         _ = token.cancelled() => Vec::new(),
         events = state.hub.events_since(cursor, HOLD) => events?,
     };
+    if !auth::still_signed_in(&state, &agent.agent).await {
+        return Ok(axum::http::StatusCode::UNAUTHORIZED.into_response());
+    }
     let next = events.last().map_or(cursor, |e| e.id);
     let mut fragments = Vec::with_capacity(events.len());
     for event in &events {

@@ -658,3 +658,47 @@ async fn an_agents_language_choice_overrides_the_browser() {
     let bob = app.signed_in("bob").await;
     assert!(bob.page("/").await.1.contains("<html lang=\"en\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_live_connections_of_a_deactivated_agent_get_nothing_more() {
+    use futures::StreamExt;
+    let app = TestApp::spawn(crate::helpers::Bus::Local).await;
+    let boss = admin(&app, "boss").await;
+    let amy = app.signed_in("amy").await;
+    let id = agent_id(&app, "amy").await;
+    let cursor = linechat::store::events::latest_id(app.pool())
+        .await
+        .unwrap();
+    let sse = amy
+        .send(amy.request(Method::GET, &format!("/live/sse?after={cursor}")))
+        .await;
+    assert_eq!(sse.status(), 200);
+    let poll = tokio::spawn(
+        amy.request(Method::GET, &format!("/live/poll?after={cursor}"))
+            .send(),
+    );
+
+    let path = format!("/admin/agents/{id}/active");
+    assert_eq!(admin_post(&boss, &path, &[("active", "0")]).await.0, 303);
+    say(&app, &user(77), "9300001").await;
+
+    let mut stream = sse.bytes_stream();
+    let mut seen = String::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert!(
+        !seen.contains("9300001") && !seen.contains("msg-"),
+        "{seen}"
+    );
+    let answered = tokio::time::timeout(WAIT, poll)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered.status(), 401);
+}
