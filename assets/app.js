@@ -198,6 +198,30 @@
     var t = e.target;
     if (t.matches && t.matches("select[data-autosubmit]") && t.form) t.form.requestSubmit();
   });
+  // A customer message that arrives live in the open thread, while the page is in view, is
+  // read: the server marks it so on LINE (if the admin turned that on). One ping per burst.
+  var readTimer = null;
+  var unreadThread = null;
+  function sendRead() {
+    readTimer = null;
+    if (!unreadThread || document.visibilityState !== "visible") return;
+    var id = unreadThread.id.replace(/^thread-/, "");
+    unreadThread = null;
+    var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    fetch("/conversations/" + id + "/read", { method: "POST", credentials: "same-origin", headers: headers })
+      .catch(function () {});
+  }
+  document.addEventListener("htmx:oobAfterSwap", function (e) {
+    var t = e.detail.target;
+    if (!t || !t.classList || !t.classList.contains("thread") || !/^thread-\d+$/.test(t.id)) return;
+    var last = t.lastElementChild;
+    if (!last || !last.classList.contains("in")) return;
+    unreadThread = t;
+    if (!readTimer) readTimer = setTimeout(sendRead, 1000);
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && unreadThread && !readTimer) sendRead();
+  });
   // With this script running the menu needs no button (it stays for a browser without JS).
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {

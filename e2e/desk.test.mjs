@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { ARTIFACTS, browser, env } from "./browser.mjs";
+import { ARTIFACTS, browser, env, eventually } from "./browser.mjs";
 
 const APP = env("LINECHAT_URL");
 const CONTROL = env("CONTROL_URL");
@@ -32,16 +32,6 @@ async function control(method, path, body) {
 }
 const customerSays = (user, text, name) => control("POST", "/webhook-text", { user, name, text });
 const delivered = () => control("GET", "/delivered");
-
-async function eventually(what, check, ms = 15000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /// A page in a new context (own cookies), failing the test on any JS dialog or page error.
 async function newPage(t, { viewport = { width: 1280, height: 800 }, noEventSource = false } = {}) {

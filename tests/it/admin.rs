@@ -702,3 +702,36 @@ async fn open_live_connections_of_a_deactivated_agent_get_nothing_more() {
         .unwrap();
     assert_eq!(answered.status(), 401);
 }
+
+#[tokio::test]
+async fn a_message_read_live_in_the_open_thread_is_marked_read() {
+    let app = TestApp::spawn(crate::helpers::Bus::Local).await;
+    let amy = app.signed_in("amy").await;
+    let u = user(12);
+    let id = app.conversation(&u).await;
+    assert_eq!(amy.page(&format!("/conversations/{id}")).await.0, 200);
+    eventually("mark on open", WAIT, || async {
+        calls(&app, MARK).len() == 1
+    })
+    .await;
+
+    say(&app, &u, "9400001").await;
+    let read = |conversation: i64| {
+        let r = amy
+            .request(Method::POST, &format!("/conversations/{conversation}/read"))
+            .header("x-csrf-token", amy.csrf());
+        amy.send(r)
+    };
+    assert_eq!(read(id).await.status(), 204);
+    eventually("mark the live message", WAIT, || async {
+        calls(&app, MARK).len() == 2
+    })
+    .await;
+    assert_eq!(
+        calls(&app, MARK)[1],
+        json!({ "markAsReadToken": "r-9400001" })
+    );
+    assert_eq!(read(987654).await.status(), 404);
+    let no_csrf = amy.request(Method::POST, &format!("/conversations/{id}/read"));
+    assert_eq!(amy.send(no_csrf).await.status(), 403);
+}

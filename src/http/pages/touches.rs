@@ -26,7 +26,9 @@ pub const LOADING_THROTTLE_MS: i64 = 10_000;
 pub const LOADING_SECONDS: u32 = 20;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/conversations/{id}/typing", post(typing))
+    Router::new()
+        .route("/conversations/{id}/typing", post(typing))
+        .route("/conversations/{id}/read", post(read))
 }
 
 /// Marks conversation `id`'s customer messages as read on LINE, if the setting is on.
@@ -59,6 +61,20 @@ async fn mark_read(state: &AppState, conversation_id: i64) -> anyhow::Result<()>
         // LINE refused the token (4xx): sending it again would not help.
         Err(e) => Err(e.into()),
     }
+}
+
+/// `POST /conversations/{id}/read`: a customer message arrived live in the thread an agent
+/// has open and in view (app.js), so it is read as if the conversation had been opened.
+async fn read(
+    State(state): State<AppState>,
+    _agent: Agent,
+    Path(id): Path<i64>,
+) -> Result<StatusCode> {
+    contacts::conversation(&state.store.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    mark_read_on_open(&state, id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /conversations/{id}/typing`: the agent is typing a reply.
