@@ -50,6 +50,18 @@ test("an admin adds an agent, who can then sign in", async (t) => {
   const agent = await newPage(t);
   await signIn(agent, username, "a long enough password");
   assert.equal(await agent.locator(".topbar a.admin-link").count(), 0, "no admin link for agents");
+
+  // Deactivating asks first: dismissed, nothing happens; accepted, the agent is out at once.
+  const deactivate = page.locator("tr", { hasText: username }).locator("button", { hasText: "Deactivate" });
+  page.once("dialog", (d) => d.dismiss());
+  await deactivate.click();
+  assert.equal((await page.locator("tr", { hasText: username }).locator("td.state").textContent()).trim(), "active");
+  page.once("dialog", (d) => d.accept());
+  await Promise.all([page.waitForURL(/\/admin\?done=updated$/), deactivate.click()]);
+  const state = page.locator("tr", { hasText: username }).locator("td.state");
+  assert.equal((await state.textContent()).trim(), "deactivated");
+  await agent.goto(APP + "/");
+  assert.match(agent.url(), /\/login$/, "the deactivated agent's session ended");
   assert.deepEqual(page.errors, []);
 });
 
