@@ -308,8 +308,8 @@ async fn create_first_admin(
         let page = login::setup(lang, state.sandbox.is_some(), &csrf, &token, Some(&msg));
         Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     };
-    if username.is_empty() {
-        return invalid(lang.t(Msg::Username).to_owned());
+    if !agents::valid_username(username) {
+        return invalid(lang.t(Msg::ErrUsernameRule).to_owned());
     }
     let hash = match password::hash_async(form.password).await {
         Ok(h) => h,
