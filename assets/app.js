@@ -447,6 +447,11 @@ document.addEventListener("htmx:afterRequest", function (e) {
       done();
     }
   });
+  // A form with data-confirm (deactivating an agent) asks first.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) e.preventDefault();
+  });
   document.addEventListener("change", function (e) {
     var t = e.target;
     if (t.matches && t.matches("select[data-autosubmit]") && t.form) t.form.requestSubmit();

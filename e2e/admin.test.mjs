@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { ARTIFACTS, browser, env } from "./browser.mjs";
+import { ARTIFACTS, browser, env, eventually } from "./browser.mjs";
 
 const APP = env("LINECHAT_URL");
 const ADMIN = env("ADMIN_USER");
@@ -50,6 +50,18 @@ test("an admin adds an agent, who can then sign in", async (t) => {
   const agent = await newPage(t);
   await signIn(agent, username, "a long enough password");
   assert.equal(await agent.locator(".topbar a.admin-link").count(), 0, "no admin link for agents");
+
+  // Deactivating asks first: dismissed, nothing happens; accepted, the agent is out at once.
+  const deactivate = page.locator("tr", { hasText: username }).locator("button", { hasText: "Deactivate" });
+  page.once("dialog", (d) => d.dismiss());
+  await deactivate.click();
+  assert.equal((await page.locator("tr", { hasText: username }).locator("td.state").textContent()).trim(), "active");
+  page.once("dialog", (d) => d.accept());
+  await Promise.all([page.waitForURL(/\/admin\?done=updated$/), deactivate.click()]);
+  const state = page.locator("tr", { hasText: username }).locator("td.state");
+  assert.equal((await state.textContent()).trim(), "deactivated");
+  await agent.goto(APP + "/");
+  assert.match(agent.url(), /\/login$/, "the deactivated agent's session ended");
   assert.deepEqual(page.errors, []);
 });
 
@@ -73,5 +85,38 @@ test("an agent switches the desk to Traditional Chinese and back", async (t) => 
   ]);
   await page.locator("h1", { hasText: "Administration" }).waitFor();
   assert.equal(new URL(page.url()).pathname, "/admin", "back where the menu was used");
+  assert.deepEqual(page.errors, []);
+});
+
+const CONTROL = env("CONTROL_URL");
+const AGENT = env("AGENT_USER");
+
+async function control(path, body) {
+  const r = await fetch(CONTROL + path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!r.ok) assert.fail(`control ${path}: ${r.status} ${await r.text()}`);
+  const text = await r.text();
+  return text ? JSON.parse(text) : null;
+}
+
+test("messages are marked read on LINE when opened and when they arrive in view", async (t) => {
+  const user = "U" + randomBytes(16).toString("hex");
+  const first = "first " + randomBytes(4).toString("hex");
+  await control("/webhook-text", { user, text: first });
+  const page = await newPage(t);
+  await signIn(page, AGENT, PASSWORD);
+  const row = page.locator("#conversation-list li", { hasText: first });
+  await row.waitFor({ timeout: 10000 });
+  await Promise.all([page.waitForURL(/\/conversations\/\d+$/), row.locator("a").click()]);
+  const marked = () => control("/marked-read", { user });
+  await eventually("marked read on opening", async () => (await marked()).length === 1);
+
+  const second = "second " + randomBytes(4).toString("hex");
+  await control("/webhook-text", { user, text: second });
+  await page.locator(".thread .msg.in", { hasText: second }).waitFor();
+  await eventually("the live message marked read", async () => (await marked()).length === 2);
   assert.deepEqual(page.errors, []);
 });

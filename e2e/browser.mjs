@@ -1,6 +1,7 @@
 // What every e2e file shares: its settings from the driver (tests/it/e2e.rs) and one headless
 // Chromium, launched before the file's tests and closed after them.
 import { after, before } from "node:test";
+import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -26,3 +27,14 @@ after(async () => { await chromiumBrowser?.close(); });
 
 /// The file's browser (valid inside tests, once `before` has run).
 export const browser = { newContext: (options) => chromiumBrowser.newContext(options) };
+
+/// Polls `check` until it gives something truthy (and returns that); fails after `ms`.
+export async function eventually(what, check, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -2,31 +2,14 @@
 // desk follows live (no reload): the row's assignee, B's "Mine" list, the unread badge and
 // the tab title as the customer writes, the status A sets. Run by `cargo test e2e`
 // (tests/it/e2e.rs), which also sets AGENT2_USER.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { eventually } from "./lib.mjs";
+import { ARTIFACTS, browser, env, eventually } from "./browser.mjs";
 
-const need = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these through \`cargo test e2e\``);
-  return v;
-};
-const [APP, CONTROL, A, B, PASSWORD, ARTIFACTS] =
-  ["LINECHAT_URL", "CONTROL_URL", "AGENT_USER", "AGENT2_USER", "AGENT_PASSWORD", "ARTIFACTS"].map(need);
-
-let browser;
-before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-  });
-});
-after(async () => { await browser?.close(); });
+const [APP, CONTROL, A, B, PASSWORD] =
+  ["LINECHAT_URL", "CONTROL_URL", "AGENT_USER", "AGENT2_USER", "AGENT_PASSWORD"].map(env);
 
 const tag = () => randomBytes(4).toString("hex");
 

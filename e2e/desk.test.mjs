@@ -5,8 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { eventually } from "./lib.mjs";
-import { ARTIFACTS, browser, env } from "./browser.mjs";
+import { ARTIFACTS, browser, env, eventually } from "./browser.mjs";
 
 const APP = env("LINECHAT_URL");
 const CONTROL = env("CONTROL_URL");

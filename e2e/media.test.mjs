@@ -1,25 +1,12 @@
 // The thread's message kinds and the sticker picker in a real browser (headless Chromium).
 // Run by `cargo test e2e` (tests/it/e2e.rs), like desk.test.mjs.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chromium } from "playwright-core";
+import { browser, env } from "./browser.mjs";
 
-const need = (name) => {
-  if (!process.env[name]) throw new Error(`${name} is not set: run through \`cargo test e2e\``);
-  return process.env[name];
-};
-const [APP, CONTROL] = [need("LINECHAT_URL"), need("CONTROL_URL")];
-const [USER, PASSWORD] = [need("AGENT_USER"), need("AGENT_PASSWORD")];
-
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
-});
-after(async () => { await browser?.close(); });
+const [APP, CONTROL] = [env("LINECHAT_URL"), env("CONTROL_URL")];
+const [USER, PASSWORD] = [env("AGENT_USER"), env("AGENT_PASSWORD")];
 
 async function post(path, body) {
   const r = await fetch(CONTROL + path, {

@@ -44,6 +44,9 @@ pub enum AgentCommand {
     /// Add an agent; the password is read from standard input.
     Add {
         name: String,
+        /// The name shown to other agents (default: the username).
+        #[arg(long)]
+        display_name: Option<String>,
         /// Make the agent an admin (manages agents and settings).
         #[arg(long)]
         admin: bool,
@@ -69,10 +72,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Agent(AgentCommand::Add {
             name,
+            display_name,
             admin,
             password_stdin: _,
             store: store_args,
-        })) => add_agent(&name, admin, &store_args).await,
+        })) => {
+            let display_name = display_name.as_deref().unwrap_or(&name);
+            add_agent((&name, display_name), admin, &store_args).await
+        }
     }
 }
 
@@ -122,10 +129,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     app::run(state, listener).await
 }
 
-async fn add_agent(name: &str, admin: bool, store_args: &StoreArgs) -> anyhow::Result<()> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        bail!("the agent name must be 1 to 64 characters with no control characters");
+async fn add_agent(
+    (name, display_name): (&str, &str),
+    admin: bool,
+    store_args: &StoreArgs,
+) -> anyhow::Result<()> {
+    let (name, display_name) = (name.trim(), display_name.trim());
+    if !agents::valid_username(name) {
+        bail!(
+            "the username must be 2 to 32 lowercase letters, digits, dots, dashes or underscores"
+        );
+    }
+    if !agents::valid_display_name(display_name) {
+        bail!("the display name must be 1 to 50 characters with no control characters");
     }
     let mut input = String::new();
     std::io::stdin()
@@ -142,7 +158,7 @@ async fn add_agent(name: &str, admin: bool, store_args: &StoreArgs) -> anyhow::R
     } else {
         agents::Role::Agent
     };
-    agents::create(&pool, name, &hash, role).await?;
+    agents::create_named(&pool, name, display_name, &hash, role).await?;
     println!("agent {name} added ({})", role.as_str());
     Ok(())
 }

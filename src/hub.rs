@@ -18,7 +18,7 @@ use std::{
     collections::VecDeque,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -52,6 +52,9 @@ struct Inner {
     latest: AtomicI64,
     recent: RwLock<Recent>,
     drawn: Drawn<Drawing>,
+    /// Bumped whenever an agent's sign-in stops being valid (deactivated, password reset),
+    /// so open live connections re-check theirs without asking the store on every event.
+    sessions: AtomicU64,
 }
 
 /// One event drawn for the live transports: the HTML fragment (long-poll), and the same as
@@ -125,6 +128,7 @@ impl LiveHub {
                     events: VecDeque::with_capacity(RECENT),
                 }),
                 drawn: Drawn::new(),
+                sessions: AtomicU64::new(0),
             }),
         }
     }
@@ -132,6 +136,15 @@ impl LiveHub {
     /// The highest event id this hub has broadcast.
     pub fn latest(&self) -> i64 {
         self.inner.latest.load(Ordering::Acquire)
+    }
+
+    /// Some agent's sign-in was ended: open live connections check theirs.
+    pub fn sessions_changed(&self) {
+        self.inner.sessions.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn sessions_generation(&self) -> u64 {
+        self.inner.sessions.load(Ordering::Acquire)
     }
 
     /// Events as drawn for the live transports, shared by every connection.

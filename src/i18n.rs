@@ -181,6 +181,7 @@ pub enum Msg {
     LangEnglish,
     LangChinese,
     Apply,
+    ConfirmDeactivate,
 }
 
 impl Lang {
@@ -515,6 +516,10 @@ impl Lang {
             LangEnglish => ("English", "English"),
             LangChinese => ("繁體中文", "繁體中文"),
             Apply => ("Apply", "套用"),
+            ConfirmDeactivate => (
+                "Deactivate this agent? They are signed out at once and cannot sign in until reactivated.",
+                "要停用這位客服人員嗎？對方會立即被登出，重新啟用前無法登入。",
+            ),
         };
         match self {
             Lang::En => en,

@@ -86,6 +86,16 @@ impl FromRequestParts<AppState> for Agent {
     }
 }
 
+/// Whether `agent` may still see the desk: still active, password not reset since. Long-held
+/// requests (the live stream, a long-poll) ask before each answer, so a deactivated agent
+/// gets nothing more even on a connection opened before.
+pub async fn still_signed_in(state: &AppState, agent: &agents::Agent) -> bool {
+    matches!(
+        agents::active_by_id(&state.store.pool, agent.id).await,
+        Ok(Some(now)) if now.session_epoch == agent.session_epoch
+    )
+}
+
 /// A signed-in, active admin; any other agent gets 403.
 pub struct Admin(pub Agent);
 
@@ -298,8 +308,8 @@ async fn create_first_admin(
         let page = login::setup(lang, state.sandbox.is_some(), &csrf, &token, Some(&msg));
         Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     };
-    if username.is_empty() {
-        return invalid(lang.t(Msg::Username).to_owned());
+    if !agents::valid_username(username) {
+        return invalid(lang.t(Msg::ErrUsernameRule).to_owned());
     }
     let hash = match password::hash_async(form.password).await {
         Ok(h) => h,

@@ -5,7 +5,10 @@
 //! Both answer with HTML fragments of out-of-band swaps (`views::live`). Both end when the
 //! process shuts down: an open stream would otherwise hold graceful shutdown forever.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    convert::Infallible,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
@@ -23,7 +26,7 @@ use serde::Deserialize;
 use crate::{
     app::AppState,
     error::Result,
-    http::auth::Agent,
+    http::auth::{self, Agent},
     hub::Drawing,
     i18n::Lang,
     store::{
@@ -37,6 +40,9 @@ use crate::{
 /// How long a long-poll (and one SSE wait) holds before answering with nothing; under the
 /// usual 30 s proxy idle timeouts.
 pub const HOLD: Duration = Duration::from_secs(25);
+/// How often an open SSE stream re-checks, at most, that its agent is still signed in when
+/// nothing in this process said so.
+const RECHECK: Duration = Duration::from_secs(60);
 /// How long an SSE stream stays silent before it sends a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The response header that carries the long-poll's next cursor.
@@ -74,26 +80,43 @@ async fn stream_events(
     let shutdown = state.workers.shutdown.clone().cancelled_owned();
     // Counted while the stream lives: the guard moves into the stream and drops with it.
     let open = crate::telemetry::LiveConnection::open("sse", agent.agent.id);
-    let batches = stream::unfold((state, cursor), move |(state, cursor)| async move {
-        loop {
-            match state.hub.events_since(cursor, KEEP_ALIVE).await {
-                // Nothing for a while: a comment line keeps proxies from closing the stream.
-                Ok(events) if events.is_empty() => {
-                    let chunks = vec![Bytes::from_static(b":\n\n")];
-                    return Some((stream::iter(chunks), (state, cursor)));
-                }
-                Ok(events) => {
-                    let last = events.last().map_or(cursor, |e| e.id);
-                    let mut chunks = Vec::with_capacity(events.len() + 1);
-                    for event in &events {
-                        chunks.push(drawing(&state, lang, event).await.sse_data);
+    let who = agent.agent;
+    let checked = (state.hub.sessions_generation(), Instant::now());
+    let batches = stream::unfold((state, cursor, checked), move |(state, cursor, checked)| {
+        let who = who.clone();
+        async move {
+            let mut checked = checked;
+            loop {
+                let events = state.hub.events_since(cursor, KEEP_ALIVE).await;
+                // Deactivated (or password reset) meanwhile: the stream ends; reconnecting
+                // meets the sign-in page. Asked of the store only when an agent's sign-in
+                // changed in this process, or now and then (a change made elsewhere).
+                let generation = state.hub.sessions_generation();
+                if generation != checked.0 || checked.1.elapsed() > RECHECK {
+                    if !auth::still_signed_in(&state, &who).await {
+                        return None;
                     }
-                    chunks.push(Bytes::from(format!("id: {last}\n\n")));
-                    return Some((stream::iter(chunks), (state, last)));
+                    checked = (generation, Instant::now());
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "live: cannot read the event log");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                match events {
+                    // Nothing for a while: a comment line keeps proxies from closing it.
+                    Ok(events) if events.is_empty() => {
+                        let chunks = vec![Bytes::from_static(b":\n\n")];
+                        return Some((stream::iter(chunks), (state, cursor, checked)));
+                    }
+                    Ok(events) => {
+                        let last = events.last().map_or(cursor, |e| e.id);
+                        let mut chunks = Vec::with_capacity(events.len() + 1);
+                        for event in &events {
+                            chunks.push(drawing(&state, lang, event).await.sse_data);
+                        }
+                        chunks.push(Bytes::from(format!("id: {last}\n\n")));
+                        return Some((stream::iter(chunks), (state, last, checked)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live: cannot read the event log");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
         }
@@ -132,6 +155,9 @@ async fn poll_events(
         _ = token.cancelled() => Vec::new(),
         events = state.hub.events_since(cursor, HOLD) => events?,
     };
+    if !auth::still_signed_in(&state, &agent.agent).await {
+        return Ok(axum::http::StatusCode::UNAUTHORIZED.into_response());
+    }
     let next = events.last().map_or(cursor, |e| e.id);
     let mut chunks = Vec::with_capacity(events.len());
     for event in &events {

@@ -53,6 +53,25 @@ impl Agent {
     }
 }
 
+/// Longest username and display name accepted.
+pub const MAX_USERNAME: usize = 32;
+pub const MAX_DISPLAY_NAME: usize = 50;
+
+/// A username: 2–32 of `a-z 0-9 . _ -` (what people type at sign-in, unambiguous). The same
+/// rule holds wherever agents are made: the admin page, the setup link, `linechat agent add`.
+pub fn valid_username(name: &str) -> bool {
+    (2..=MAX_USERNAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// A display name: 1–50 characters, no control characters (the caller trims).
+pub fn valid_display_name(name: &str) -> bool {
+    let n = name.chars().count();
+    (1..=MAX_DISPLAY_NAME).contains(&n) && !name.chars().any(char::is_control)
+}
+
 /// Why an agent could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {

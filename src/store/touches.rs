@@ -69,6 +69,17 @@ pub async fn claim_loading(
     window_ms: i64,
 ) -> sqlx::Result<bool> {
     let now = now_ms();
+    // Most pings fall inside the window: answer those from a read, without taking the
+    // write gate that webhooks and replies queue on.
+    let last: Option<i64> =
+        sqlx::query_scalar("SELECT loading_started_at FROM conversations WHERE id = ?")
+            .bind(conversation_id)
+            .fetch_optional(&store.pool)
+            .await?
+            .flatten();
+    if last.is_some_and(|at| at > now - window_ms) {
+        return Ok(false);
+    }
     let mut tx = store.write().await?;
     let n = sqlx::query(
         "UPDATE conversations SET loading_started_at = ?1

@@ -120,7 +120,8 @@ fn agent_row(lang: Lang, csrf: &str, view: &AdminView<'_>, agent: &Agent) -> Mar
             td.actions {
                 (error_at(lang, view, Place::Agent(agent.id)))
                 @if !me {
-                    form method="post" action={ (base) "/active" } {
+                    form method="post" action={ (base) "/active" }
+                        data-confirm=[active.then(|| lang.t(Msg::ConfirmDeactivate))] {
                         input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="active" value=(if active { "0" } else { "1" });
                         button.plain type="submit" {

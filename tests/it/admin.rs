@@ -7,7 +7,7 @@ use linechat::store::agents::{self, ChangeError, Role};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Browser, PASSWORD, TestApp, eventually};
+use crate::helpers::{Browser, FormBody, PASSWORD, TestApp, eventually};
 use crate::line_events::{body, event, from_group, from_user, group, message, text, user};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -657,4 +657,83 @@ async fn an_agents_language_choice_overrides_the_browser() {
     // Another agent is unaffected by amy's choice.
     let bob = app.signed_in("bob").await;
     assert!(bob.page("/").await.1.contains("<html lang=\"en\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_live_connections_of_a_deactivated_agent_get_nothing_more() {
+    use futures::StreamExt;
+    let app = TestApp::spawn(crate::helpers::Bus::Local).await;
+    let boss = admin(&app, "boss").await;
+    let amy = app.signed_in("amy").await;
+    let id = agent_id(&app, "amy").await;
+    let cursor = linechat::store::events::latest_id(app.pool())
+        .await
+        .unwrap();
+    let sse = amy
+        .send(amy.request(Method::GET, &format!("/live/sse?after={cursor}")))
+        .await;
+    assert_eq!(sse.status(), 200);
+    let poll = tokio::spawn(
+        amy.request(Method::GET, &format!("/live/poll?after={cursor}"))
+            .send(),
+    );
+
+    let path = format!("/admin/agents/{id}/active");
+    assert_eq!(admin_post(&boss, &path, &[("active", "0")]).await.0, 303);
+    say(&app, &user(77), "9300001").await;
+
+    let mut stream = sse.bytes_stream();
+    let mut seen = String::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert!(
+        !seen.contains("9300001") && !seen.contains("msg-"),
+        "{seen}"
+    );
+    let answered = tokio::time::timeout(WAIT, poll)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered.status(), 401);
+}
+
+#[tokio::test]
+async fn a_message_read_live_in_the_open_thread_is_marked_read() {
+    let app = TestApp::spawn(crate::helpers::Bus::Local).await;
+    let amy = app.signed_in("amy").await;
+    let u = user(12);
+    let id = app.conversation(&u).await;
+    assert_eq!(amy.page(&format!("/conversations/{id}")).await.0, 200);
+    eventually("mark on open", WAIT, || async {
+        calls(&app, MARK).len() == 1
+    })
+    .await;
+
+    say(&app, &u, "9400001").await;
+    let read = |conversation: i64| {
+        let r = amy
+            .request(Method::POST, &format!("/conversations/{conversation}/read"))
+            .header("x-csrf-token", amy.csrf())
+            .form_body(&[("in_count", "2")]);
+        amy.send(r)
+    };
+    // What app.js sends for a customer message read live in the open thread.
+    assert_eq!(read(id).await.status(), 200);
+    eventually("mark the live message", WAIT, || async {
+        calls(&app, MARK).len() == 2
+    })
+    .await;
+    assert_eq!(
+        calls(&app, MARK)[1],
+        json!({ "markAsReadToken": "r-9400001" })
+    );
+    assert_eq!(read(987654).await.status(), 404);
+    let no_csrf = amy.request(Method::POST, &format!("/conversations/{id}/read"));
+    assert_eq!(amy.send(no_csrf).await.status(), 403);
 }

@@ -113,6 +113,7 @@ async fn spawn_control(app: Arc<TestApp>) -> std::net::SocketAddr {
         .route("/webhook-message", post(webhook_message))
         .route("/inject-push-failure", post(inject_push_failure))
         .route("/delivered", get(delivered))
+        .route("/marked-read", post(marked_read))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -194,6 +195,33 @@ async fn inject_push_failure(
         },
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{user}`: the mark-as-read tokens LINE received for that customer's messages, in order.
+async fn marked_read(
+    State(app): State<Arc<TestApp>>,
+    Json(v): Json<Value>,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT m.line_message_id FROM messages m
+         JOIN conversations c ON c.id = m.conversation_id
+         JOIN contacts ct ON ct.id = c.contact_id
+         WHERE ct.line_id = ? AND m.line_message_id IS NOT NULL",
+    )
+    .bind(field(&v, "user")?)
+    .fetch_all(app.pool())
+    .await
+    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let tokens: Vec<String> = ids.iter().map(|id| format!("r-{id}")).collect();
+    let marked: Vec<Value> = app
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v2/bot/chat/markAsRead")
+        .map(|r| r.body["markAsReadToken"].clone())
+        .filter(|t| t.as_str().is_some_and(|t| tokens.iter().any(|x| x == t)))
+        .collect();
+    Ok(Json(Value::Array(marked)))
 }
 
 /// What LINE accepted for sending: `[{to, via, text, message}]`, oldest first.

@@ -22,7 +22,7 @@ use crate::{
     i18n::{Lang, Msg},
     password::{self, PasswordError},
     store::{
-        agents::{self, ChangeError, CreateError, Role},
+        agents::{self, ChangeError, CreateError, Role, valid_display_name, valid_username},
         settings::DeskSettings,
     },
     views::{
@@ -40,10 +40,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/agents/{id}/password", post(reset_password))
         .route("/admin/settings", post(save_settings))
 }
-
-/// Longest username and display name accepted.
-const MAX_USERNAME: usize = 32;
-const MAX_DISPLAY_NAME: usize = 50;
 
 #[derive(Deserialize)]
 struct Done {
@@ -183,20 +179,6 @@ struct NewAgentForm {
     role: String,
 }
 
-/// A username: 2–32 of `a-z 0-9 . _ -` (what people type at sign-in, unambiguous).
-fn valid_username(name: &str) -> bool {
-    (2..=MAX_USERNAME).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-}
-
-/// A display name: 1–50 characters after trimming, no control characters.
-fn valid_display_name(name: &str) -> bool {
-    let n = name.chars().count();
-    (1..=MAX_DISPLAY_NAME).contains(&n) && !name.chars().any(char::is_control)
-}
-
 /// Hashes a new password: `Ok(Err(msg))` is the admin's mistake (too short, too long).
 async fn new_hash(password: String) -> Result<Result<String, Msg>> {
     match password::hash_async(password).await {
@@ -305,6 +287,8 @@ async fn set_active(
             .await;
     }
     let result = agents::set_active(&ctx.state.store, id, active).await;
+    // Open live connections re-check their agent (a deactivated one's end).
+    ctx.state.hub.sessions_changed();
     changed(&ctx, id, result).await
 }
 
@@ -340,6 +324,7 @@ async fn reset_password(
         Err(ChangeError::NotFound) => return Err(AppError::NotFound),
         Err(e) => return Err(AppError::Internal(e.into())),
     };
+    ctx.state.hub.sessions_changed();
     if id == ctx.me().id {
         // The admin's own other sessions end; this one carries on.
         restamp(&session, epoch).await?;

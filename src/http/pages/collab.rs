@@ -153,6 +153,8 @@ async fn mark_read(
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
+    // What the agent read here is read on LINE too (if the admin turned that on).
+    super::touches::mark_read_on_open(&state, id);
     Ok((StatusCode::OK, read.to_string()).into_response())
 }
 
