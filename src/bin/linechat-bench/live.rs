@@ -313,6 +313,15 @@ async fn poll_agent(
 
 pub async fn capacity(args: &Args) -> anyhow::Result<Value> {
     let server = Server::start(args).await?;
+    // Each connection is a socket here and one in the server, each process under this limit
+    // (raised to the hard limit at start); past it, opening would hang, not measure.
+    let limit = crate::server::fd_limit();
+    anyhow::ensure!(
+        (args.agents as u64) + 256 <= limit,
+        "--agents {} needs more open files than this machine allows a process ({limit}); \
+         raise the hard limit (ulimit -Hn) or ask for fewer",
+        args.agents
+    );
     let mut sessions = Vec::new();
     for _ in 0..SESSIONS {
         sessions.push(server.sign_in().await?);

@@ -250,9 +250,49 @@ pub async fn conversation_ids(
         if ids.len() >= want {
             return Ok(ids);
         }
+        if ids.len() >= LIST_SHOWS {
+            // The list shows the most recently active conversations only; the older ones are
+            // found the way a link would open them (once they all exist).
+            let all = older_conversations(http, base, &cookie, ids, want).await?;
+            if all.len() >= want {
+                return Ok(all);
+            }
+        }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     anyhow::bail!("the conversations did not appear in the inbox")
+}
+
+/// Conversations the inbox list shows at most.
+const LIST_SHOWS: usize = 100;
+
+/// `ids` plus conversations not listed (ids below the newest listed) that open, until there
+/// are `want`.
+async fn older_conversations(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    mut ids: Vec<i64>,
+    want: usize,
+) -> anyhow::Result<Vec<i64>> {
+    let listed: std::collections::HashSet<i64> = ids.iter().copied().collect();
+    let newest = ids.last().copied().unwrap_or(0);
+    for n in (1..newest).rev().filter(|n| !listed.contains(n)) {
+        if ids.len() >= want {
+            break;
+        }
+        let r = http
+            .get(format!("{base}/conversations/{n}"))
+            .header("cookie", cookie)
+            .header("hx-request", "true")
+            .send()
+            .await?;
+        if r.status().is_success() {
+            ids.push(n);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 fn spawn_serve(exe: &std::path::Path, env: &[(String, String)]) -> anyhow::Result<Child> {
@@ -309,6 +349,20 @@ fn raise_fd_limit() {
             lim.rlim_cur = lim.rlim_max.min(1 << 20);
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
+    }
+}
+
+/// The open-file limit this process (and the server it starts) now has.
+pub fn fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid pointer to a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        0
     }
 }
 
