@@ -136,12 +136,17 @@ async fn show_conversation(
     // The latest page; older ones load as the agent scrolls up (`history.rs`).
     let (messages, has_older) = super::history::page_before(pool, id, i64::MAX).await?;
     let agents = agents::active(pool).await?;
-    // Having it open is reading it: everything the customer wrote so far.
-    let mut tx = state.store.write().await?;
-    let read = conversations::mark_read(&mut tx, agent.agent.id, id, Some(row.in_count))
-        .await?
-        .unwrap_or(row.in_count);
-    tx.commit().await?;
+    // Having it open is reading it: everything the customer wrote so far. Recording that is
+    // worth less than showing the conversation: a store that cannot take writes (a full
+    // disk) still lets the agent read, with the read count it had.
+    let read = match record_read(&state, agent.agent.id, id, row.in_count).await {
+        Ok(read) => read,
+        Err(e) if crate::store::unavailable(&e) => {
+            tracing::warn!(error = %e, conversation_id = id, "read not recorded: the store is not taking writes");
+            conversations::read_count(pool, agent.agent.id, id).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     // In the background: the page never waits for LINE.
     super::touches::mark_read_on_open(&state, id);
     let nonce = crate::app::random_token();
@@ -179,4 +184,14 @@ fn shell<'a>(lang: Lang, agent: &'a Agent, cursor: i64, sandbox: bool) -> Shell<
         sandbox,
         admin: agent.agent.is_admin(),
     }
+}
+
+/// Records that `agent_id` has read conversation `id` up to `in_count`; the count now read.
+async fn record_read(state: &AppState, agent_id: i64, id: i64, in_count: i64) -> sqlx::Result<i64> {
+    let mut tx = state.store.write().await?;
+    let read = conversations::mark_read(&mut tx, agent_id, id, Some(in_count))
+        .await?
+        .unwrap_or(in_count);
+    tx.commit().await?;
+    Ok(read)
 }
