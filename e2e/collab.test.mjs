@@ -184,14 +184,17 @@ test("once turned on, a new conversation raises a browser notification", async (
   assert.ok(notes[0].body.endsWith(`: ${first}`), notes[0].body);
 
   // A further message in the same conversation is not a new conversation.
-  await customer(user, `second ${tag()}`);
-  await page.locator("#conversation-list li .preview", { hasText: "second" }).waitFor();
+  const second = `second ${tag()}`;
+  await customer(user, second);
+  // (Other test files run at the same time and write their own "second …" messages.)
+  await page.locator("#conversation-list li .preview", { hasText: second }).waitFor();
   assert.equal(await page.evaluate(() => window.__notes.length), 1);
 
   // Turned off: quiet.
   await toggle.click();
-  await customer("U" + randomBytes(16).toString("hex"), `quiet ${tag()}`, `Quiet ${tag()}`);
-  await page.locator("#conversation-list li .name", { hasText: "Quiet" }).waitFor();
+  const quiet = `Quiet ${tag()}`;
+  await customer("U" + randomBytes(16).toString("hex"), `quiet ${tag()}`, quiet);
+  await page.locator("#conversation-list li .name", { hasText: quiet }).waitFor();
   assert.equal(await page.evaluate(() => window.__notes.length), 1);
   assert.deepEqual(page.errors, []);
 });
