@@ -57,17 +57,18 @@ struct Inner {
     sessions: AtomicU64,
 }
 
-/// One event drawn for the live transports: the HTML fragment (long-poll), and the same as
-/// SSE `data:` lines (a stream adds the `id:` line and the blank line that ends an event).
+/// One event drawn for the live transports: the HTML fragment (long-poll), and the whole SSE
+/// event (its `id:` line, the fragment as `data:` lines, the blank line that ends it).
 #[derive(Clone, Debug, Default)]
 pub struct Drawing {
     pub html: bytes::Bytes,
-    pub sse_data: bytes::Bytes,
+    pub sse_event: bytes::Bytes,
 }
 
 impl Drawing {
-    pub fn new(html: String) -> Self {
-        let mut sse = String::with_capacity(html.len() + 16);
+    pub fn new(id: i64, html: String) -> Self {
+        let mut sse = format!("id: {id}\n");
+        sse.reserve(html.len() + 16);
         // SSE ends a line at CR, LF or CRLF: each line of the fragment is a `data:` line
         // (EventSource joins them back with LF).
         for line in html.split("\r\n").flat_map(|l| l.split(['\r', '\n'])) {
@@ -75,9 +76,10 @@ impl Drawing {
             sse.push_str(line);
             sse.push('\n');
         }
+        sse.push('\n');
         Self {
             html: html.into(),
-            sse_data: sse.into(),
+            sse_event: sse.into(),
         }
     }
 }
@@ -339,12 +341,12 @@ mod tests {
     }
 
     #[test]
-    fn a_drawing_is_one_data_line_per_line_of_html() {
-        let d = Drawing::new("<p>a\r\nb\rc\nd</p>".to_owned());
+    fn a_drawing_is_one_sse_event_with_a_data_line_per_line_of_html() {
+        let d = Drawing::new(7, "<p>a\r\nb\rc\nd</p>".to_owned());
         assert_eq!(&d.html[..], b"<p>a\r\nb\rc\nd</p>");
         assert_eq!(
-            &d.sse_data[..],
-            b"data: <p>a\ndata: b\ndata: c\ndata: d</p>\n"
+            &d.sse_event[..],
+            b"id: 7\ndata: <p>a\ndata: b\ndata: c\ndata: d</p>\n\n"
         );
     }
 

@@ -59,9 +59,10 @@ struct After {
     after: Option<i64>,
 }
 
-/// SSE: each wake-up sends what arrived as one SSE event whose `id:` is the last event-log id
-/// in it (coalesced: a burst costs an agent one swap, not one per event). A reconnecting
-/// `EventSource` sends `Last-Event-ID`, which wins over `?after=` (the page's first cursor).
+/// SSE: each event-log row is one SSE event whose `id:` is the row's id; a wake-up sends all
+/// that arrived in one write (a slow agent's backlog goes out together, not one wake-up per
+/// event). A reconnecting `EventSource` sends `Last-Event-ID`, which wins over `?after=`
+/// (the page's first cursor).
 ///
 /// The body is written by hand rather than with axum's `Sse` so that every connection sends
 /// the same shared bytes of each drawing (`LiveHub::drawn`), never a copy per agent.
@@ -106,11 +107,10 @@ async fn stream_events(
                     }
                     Ok(events) => {
                         let last = events.last().map_or(cursor, |e| e.id);
-                        let mut chunks = Vec::with_capacity(events.len() + 1);
+                        let mut chunks = Vec::with_capacity(events.len());
                         for event in &events {
-                            chunks.push(drawing(&state, lang, event).await.sse_data);
+                            chunks.push(drawing(&state, lang, event).await.sse_event);
                         }
-                        chunks.push(Bytes::from(format!("id: {last}\n\n")));
                         return Some((stream::iter(chunks), (state, last, checked)));
                     }
                     Err(e) => {
@@ -184,12 +184,12 @@ async fn drawing(state: &AppState, lang: Lang, event: &Event) -> Drawing {
         .get_or_draw(event.id, lang, || async {
             fragment(state, lang, event)
                 .await
-                .map(|markup| Drawing::new(markup.into_string()))
+                .map(|markup| Drawing::new(event.id, markup.into_string()))
         })
         .await
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, event_id = event.id, "live: cannot draw an event");
-            Drawing::new(String::new())
+            Drawing::new(event.id, String::new())
         })
 }
 
