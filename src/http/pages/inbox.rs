@@ -87,14 +87,8 @@ async fn show_inbox(
     // The cursor is read before the data, so whatever lands in between is replayed live
     // rather than missed (a replayed row is replaced in place, not duplicated).
     let cursor = events::latest_id(&state.store.pool).await?;
-    let (rows, (reads, reads_after)) = list_data(&state, &agent, &filter).await?;
-    let list = ListView {
-        filter: &filter,
-        rows: &rows,
-        reads: &reads,
-        reads_after,
-        me: agent.agent.id,
-    };
+    let data = ListData::load(&state, &agent, &filter).await?;
+    let list = data.view(&filter, agent.agent.id);
     let for_list = headers
         .get("hx-target")
         .is_some_and(|t| t.as_bytes() == ids::LIST_RESULTS.as_bytes());
@@ -105,15 +99,34 @@ async fn show_inbox(
     Ok(inbox_page(&shell, &list, None).into_response())
 }
 
-async fn list_data(
-    state: &AppState,
-    agent: &Agent,
-    filter: &Filter,
-) -> Result<(Vec<ConversationRow>, (HashMap<i64, i64>, Option<i64>))> {
-    let pool = &state.store.pool;
-    let rows = conversations::list(pool, filter, LIST_LIMIT).await?;
-    let reads = conversations::reads(pool, agent.agent.id, READS_LIMIT).await?;
-    Ok((rows, reads))
+/// What the list needs from the store for one agent and filter.
+struct ListData {
+    rows: Vec<ConversationRow>,
+    reads: HashMap<i64, i64>,
+    reads_after: Option<i64>,
+}
+
+impl ListData {
+    async fn load(state: &AppState, agent: &Agent, filter: &Filter) -> Result<Self> {
+        let pool = &state.store.pool;
+        let rows = conversations::list(pool, filter, LIST_LIMIT).await?;
+        let (reads, reads_after) = conversations::reads(pool, agent.agent.id, READS_LIMIT).await?;
+        Ok(Self {
+            rows,
+            reads,
+            reads_after,
+        })
+    }
+
+    fn view<'a>(&'a self, filter: &'a Filter, me: i64) -> ListView<'a> {
+        ListView {
+            filter,
+            rows: &self.rows,
+            reads: &self.reads,
+            reads_after: self.reads_after,
+            me,
+        }
+    }
 }
 
 async fn show_conversation(
@@ -162,14 +175,8 @@ async fn show_conversation(
     if is_htmx(&headers) {
         return Ok(thread_pane(lang, &agent.csrf, &thread).into_response());
     }
-    let (rows, (reads, reads_after)) = list_data(&state, &agent, &filter).await?;
-    let list = ListView {
-        filter: &filter,
-        rows: &rows,
-        reads: &reads,
-        reads_after,
-        me: agent.agent.id,
-    };
+    let data = ListData::load(&state, &agent, &filter).await?;
+    let list = data.view(&filter, agent.agent.id);
     let shell = shell(lang, &agent, cursor, state.sandbox.is_some());
     Ok(inbox_page(&shell, &list, Some(&thread)).into_response())
 }
