@@ -93,7 +93,7 @@ struct Recent {
 impl Recent {
     /// The events after `cursor` (at most `PAGE`), or `None` when the window does not reach
     /// back that far.
-    fn after(&self, cursor: i64) -> Option<Vec<Event>> {
+    fn after(&self, cursor: i64) -> Option<Vec<Arc<Event>>> {
         if cursor < self.floor {
             return None;
         }
@@ -102,7 +102,7 @@ impl Recent {
             self.events
                 .range(start..)
                 .take(PAGE as usize)
-                .map(|e| Event::clone(e))
+                .cloned()
                 .collect(),
         )
     }
@@ -159,8 +159,9 @@ impl LiveHub {
     }
 
     /// Events after `cursor`: at once if there are any, else the first to arrive within
-    /// `wait`, else none. Both live transports are thin wrappers over this.
-    pub async fn events_since(&self, cursor: i64, wait: Duration) -> sqlx::Result<Vec<Event>> {
+    /// `wait`, else none. Both live transports are thin wrappers over this. The events are
+    /// shared, not copied: every connection gets the same `Arc`s.
+    pub async fn events_since(&self, cursor: i64, wait: Duration) -> sqlx::Result<Vec<Arc<Event>>> {
         let mut rx = self.subscribe();
         let backlog = self.backlog(cursor).await?;
         if !backlog.is_empty() || wait.is_zero() {
@@ -183,7 +184,7 @@ impl LiveHub {
     }
 
     /// Events after `cursor`, from memory when the window reaches back that far.
-    async fn backlog(&self, cursor: i64) -> sqlx::Result<Vec<Event>> {
+    async fn backlog(&self, cursor: i64) -> sqlx::Result<Vec<Arc<Event>>> {
         let recent = self
             .inner
             .recent
@@ -192,7 +193,11 @@ impl LiveHub {
             .after(cursor);
         match recent {
             Some(events) => Ok(events),
-            None => events::since(&self.inner.pool, cursor, PAGE).await,
+            None => Ok(events::since(&self.inner.pool, cursor, PAGE)
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect()),
         }
     }
 
@@ -319,7 +324,7 @@ mod tests {
         })
     }
 
-    fn ids(events: Option<Vec<Event>>) -> Option<Vec<i64>> {
+    fn ids(events: Option<Vec<Arc<Event>>>) -> Option<Vec<i64>> {
         events.map(|v| v.into_iter().map(|e| e.id).collect())
     }
 
