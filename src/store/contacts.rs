@@ -2,7 +2,9 @@
 
 use sqlx::SqlitePool;
 
-use super::Conn;
+use rusqlite::params;
+
+use super::{Conn, direct::Db};
 
 /// The kind of a LINE id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,33 +50,20 @@ pub struct Contact {
 }
 
 /// Finds or creates the contact for `line_id`, moving its last-seen time forward.
-pub async fn upsert(
-    conn: &mut Conn,
-    line_id: &str,
-    kind: ContactKind,
-    seen_at: i64,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO contacts (line_id, kind, first_seen_at, last_seen_at) VALUES (?, ?, ?, ?)
+pub fn upsert(db: &Db, line_id: &str, kind: ContactKind, seen_at: i64) -> rusqlite::Result<i64> {
+    db.prepare_cached(
+        "INSERT INTO contacts (line_id, kind, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)
          ON CONFLICT (line_id) DO UPDATE SET last_seen_at =
              CASE WHEN excluded.last_seen_at > contacts.last_seen_at
                   THEN excluded.last_seen_at ELSE contacts.last_seen_at END
          RETURNING id",
-    )
-    .bind(line_id)
-    .bind(kind.as_str())
-    .bind(seen_at)
-    .bind(seen_at)
-    .fetch_one(&mut *conn)
-    .await
+    )?
+    .query_row(params![line_id, kind.as_str(), seen_at], |r| r.get(0))
 }
 
-pub async fn set_follow_state(conn: &mut Conn, id: i64, state: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE contacts SET follow_state = ? WHERE id = ?")
-        .bind(state)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+pub fn set_follow_state(db: &Db, id: i64, state: &str) -> rusqlite::Result<()> {
+    db.prepare_cached("UPDATE contacts SET follow_state = ?1 WHERE id = ?2")?
+        .execute(params![state, id])?;
     Ok(())
 }
 
@@ -150,54 +139,39 @@ pub struct Conversation {
 }
 
 /// Finds or creates the conversation of a chat contact.
-pub async fn ensure_conversation(conn: &mut Conn, contact_id: i64, at: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO conversations (contact_id, last_activity_at, created_at) VALUES (?, ?, ?)
+pub fn ensure_conversation(db: &Db, contact_id: i64, at: i64) -> rusqlite::Result<i64> {
+    db.prepare_cached(
+        "INSERT INTO conversations (contact_id, last_activity_at, created_at) VALUES (?1, ?2, ?2)
          ON CONFLICT (contact_id) DO UPDATE SET contact_id = excluded.contact_id
          RETURNING id",
-    )
-    .bind(contact_id)
-    .bind(at)
-    .bind(at)
-    .fetch_one(&mut *conn)
-    .await
+    )?
+    .query_row(params![contact_id, at], |r| r.get(0))
 }
 
 /// Moves a conversation's activity forward to `message_id`. A customer message (`from_customer`)
 /// counts towards `in_count` (what unread counts are measured against) and reopens a resolved
 /// or pending conversation: the customer is waiting again. Answers whether the status changed.
-pub async fn touch(
-    conn: &mut Conn,
+pub fn touch(
+    db: &Db,
     id: i64,
     at: i64,
     message_id: i64,
     from_customer: bool,
-) -> sqlx::Result<bool> {
-    let reopened = if from_customer {
-        sqlx::query(
-            "UPDATE conversations SET status = 'open' WHERE id = ? AND status IN ('resolved', 'pending')",
-        )
-        .bind(id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            > 0
-    } else {
-        false
-    };
-    sqlx::query(
-        "UPDATE conversations SET last_message_id = ?,
-             last_activity_at = CASE WHEN ? > last_activity_at THEN ? ELSE last_activity_at END,
-             in_count = in_count + ?
-         WHERE id = ?",
-    )
-    .bind(message_id)
-    .bind(at)
-    .bind(at)
-    .bind(i64::from(from_customer))
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+) -> rusqlite::Result<bool> {
+    let reopened = from_customer
+        && db
+            .prepare_cached(
+                "UPDATE conversations SET status = 'open' WHERE id = ?1 AND status IN ('resolved', 'pending')",
+            )?
+            .execute(params![id])?
+            > 0;
+    db.prepare_cached(
+        "UPDATE conversations SET last_message_id = ?1,
+             last_activity_at = CASE WHEN ?2 > last_activity_at THEN ?2 ELSE last_activity_at END,
+             in_count = in_count + ?3
+         WHERE id = ?4",
+    )?
+    .execute(params![message_id, at, i64::from(from_customer), id])?;
     Ok(reopened)
 }
 
@@ -223,44 +197,34 @@ pub async fn conversation_by_line_id(
 }
 
 /// Records that `contact_id` is (again) a member of a group or room conversation.
-pub async fn join_member(
-    conn: &mut Conn,
+pub fn join_member(
+    db: &Db,
     conversation_id: i64,
     contact_id: i64,
     at: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO conversation_members (conversation_id, contact_id, joined_at) VALUES (?, ?, ?)
+) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "INSERT INTO conversation_members (conversation_id, contact_id, joined_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (conversation_id, contact_id) DO UPDATE SET left_at = NULL",
-    )
-    .bind(conversation_id)
-    .bind(contact_id)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![conversation_id, contact_id, at])?;
     Ok(())
 }
 
-pub async fn leave_member(
-    conn: &mut Conn,
+pub fn leave_member(
+    db: &Db,
     conversation_id: i64,
     contact_id: i64,
     at: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO conversation_members (conversation_id, contact_id, joined_at, left_at) VALUES (?, ?, ?, ?)
+) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "INSERT INTO conversation_members (conversation_id, contact_id, joined_at, left_at) VALUES (?1, ?2, ?3, ?3)
          ON CONFLICT (conversation_id, contact_id) DO UPDATE SET left_at = excluded.left_at",
-    )
-    .bind(conversation_id)
-    .bind(contact_id)
-    .bind(at)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![conversation_id, contact_id, at])?;
     Ok(())
 }
 
-/// Current members of a conversation, as (contact id, LINE id).
 pub async fn members(pool: &SqlitePool, conversation_id: i64) -> sqlx::Result<Vec<(i64, String)>> {
     sqlx::query_as(
         "SELECT contacts.id, contacts.line_id FROM conversation_members

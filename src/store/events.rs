@@ -2,7 +2,9 @@
 
 use sqlx::SqlitePool;
 
-use super::Conn;
+use rusqlite::params;
+
+use super::direct::Db;
 use crate::domain::now_ms;
 
 /// What changed; the live hub and the views decide what to redraw from this.
@@ -42,24 +44,21 @@ pub struct Event {
 }
 
 /// Appends an event inside the caller's transaction, so it exists exactly when the change does.
-pub async fn append(
-    conn: &mut Conn,
+pub fn append(
+    db: &Db,
     kind: EventKind,
     conversation_id: Option<i64>,
     message_id: Option<i64>,
     data: Option<&str>,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+) -> rusqlite::Result<i64> {
+    db.prepare_cached(
         "INSERT INTO events (kind, conversation_id, message_id, data, created_at) VALUES (?, ?, ?, ?, ?)
          RETURNING id",
+    )?
+    .query_row(
+        params![kind.as_str(), conversation_id, message_id, data, now_ms()],
+        |r| r.get(0),
     )
-    .bind(kind.as_str())
-    .bind(conversation_id)
-    .bind(message_id)
-    .bind(data)
-    .bind(now_ms())
-    .fetch_one(&mut *conn)
-    .await
 }
 
 /// Events after `after`, oldest first.

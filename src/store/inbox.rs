@@ -13,7 +13,7 @@ use anyhow::Context;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Conn;
+use super::{Conn, direct::Db};
 use crate::domain::now_ms;
 
 /// Most rows one commit takes; bounds the transaction's length and memory.
@@ -143,7 +143,7 @@ async fn commit(
 }
 
 /// A claimed inbox row, ready for the ingest worker.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct InboxRow {
     pub id: i64,
     pub webhook_event_id: String,
@@ -153,31 +153,35 @@ pub struct InboxRow {
 
 /// Claims pending rows inside the caller's transaction by marking them done up front: if the
 /// transaction rolls back (crash, error), they are pending again and will be redone.
-pub async fn claim(conn: &mut Conn, ids: &[i64]) -> sqlx::Result<Vec<InboxRow>> {
+pub fn claim(db: &Db, ids: &[i64]) -> rusqlite::Result<Vec<InboxRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query: QueryBuilder<Sqlite> =
-        QueryBuilder::new("UPDATE webhook_inbox SET state = 'done', processed_at = ");
-    query.push_bind(now_ms());
-    query.push(" WHERE state = 'pending' AND id IN (");
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    query.push(") RETURNING id, webhook_event_id, payload, received_at");
-    let mut rows: Vec<InboxRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+    let list = vec!["?"; ids.len()].join(", ");
+    let sql = format!(
+        "UPDATE webhook_inbox SET state = 'done', processed_at = {} WHERE state = 'pending' AND id IN ({list})
+         RETURNING id, webhook_event_id, payload, received_at",
+        now_ms()
+    );
+    let mut statement = db.prepare(&sql)?;
+    let mut rows = statement
+        .query_map(rusqlite::params_from_iter(ids), |r| {
+            Ok(InboxRow {
+                id: r.get(0)?,
+                webhook_event_id: r.get(1)?,
+                payload: r.get(2)?,
+                received_at: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.sort_by_key(|r| r.id);
     Ok(rows)
 }
 
 /// Records that an event could not be processed; it stays in the inbox for inspection.
-pub async fn mark_failed(conn: &mut Conn, id: i64, error: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE webhook_inbox SET state = 'failed', last_error = ? WHERE id = ?")
-        .bind(error)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+pub fn mark_failed(db: &Db, id: i64, error: &str) -> rusqlite::Result<()> {
+    db.prepare_cached("UPDATE webhook_inbox SET state = 'failed', last_error = ?1 WHERE id = ?2")?
+        .execute(rusqlite::params![error, id])?;
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 
 use sqlx::SqlitePool;
 
-use super::Conn;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Conn, direct::Db};
 use crate::domain::{Direction, now_ms};
 
 /// A message as stored.
@@ -87,7 +89,7 @@ pub struct NewIncoming<'a> {
 }
 
 /// Inserts an incoming row; `None` when this webhook event was already stored (promise 2).
-pub async fn insert_incoming(conn: &mut Conn, m: &NewIncoming<'_>) -> sqlx::Result<Option<i64>> {
+pub fn insert_incoming(db: &Db, m: &NewIncoming<'_>) -> rusqlite::Result<Option<i64>> {
     let direction = if m.system {
         Direction::System
     } else {
@@ -95,35 +97,39 @@ pub async fn insert_incoming(conn: &mut Conn, m: &NewIncoming<'_>) -> sqlx::Resu
     };
     let now = now_ms();
     let status = if m.system { "info" } else { "received" };
-    sqlx::query_scalar(
+    db.prepare_cached(
         "INSERT INTO messages (conversation_id, direction, kind, body, text, sender_contact_id,
              line_message_id, webhook_event_id, quote_token, quoted_message_id, mark_as_read_token,
              reply_token, reply_token_state, status, media_state, next_attempt_at, line_timestamp,
              created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (webhook_event_id) DO NOTHING RETURNING id",
+    )?
+    .query_row(
+        params![
+            m.conversation_id,
+            direction.as_str(),
+            m.kind,
+            m.body,
+            m.text,
+            m.sender_contact_id,
+            m.line_message_id,
+            m.webhook_event_id,
+            m.quote_token,
+            m.quoted_message_id,
+            m.mark_as_read_token,
+            m.reply_token,
+            m.reply_token.map(|_| "fresh"),
+            status,
+            m.media_state,
+            // A pending download is due now; the sweeper only steps in once it is overdue.
+            m.media_state.filter(|s| *s == "pending").map(|_| now),
+            m.line_timestamp,
+            now,
+        ],
+        |r| r.get(0),
     )
-    .bind(m.conversation_id)
-    .bind(direction.as_str())
-    .bind(m.kind)
-    .bind(m.body)
-    .bind(m.text)
-    .bind(m.sender_contact_id)
-    .bind(m.line_message_id)
-    .bind(m.webhook_event_id)
-    .bind(m.quote_token)
-    .bind(m.quoted_message_id)
-    .bind(m.mark_as_read_token)
-    .bind(m.reply_token)
-    .bind(m.reply_token.map(|_| "fresh"))
-    .bind(status)
-    .bind(m.media_state)
-    // A pending download is due now; the sweeper only steps in once it is overdue.
-    .bind(m.media_state.filter(|s| *s == "pending").map(|_| now))
-    .bind(m.line_timestamp)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await
+    .optional()
 }
 
 /// A message to send to LINE.
@@ -141,25 +147,28 @@ pub struct NewOutgoing<'a> {
 
 /// Queues an outgoing message with its retry key, generated here once and kept across every
 /// attempt (promise 3). `None` when `client_key` was already used.
-pub async fn insert_outgoing(conn: &mut Conn, m: &NewOutgoing<'_>) -> sqlx::Result<Option<i64>> {
+pub fn insert_outgoing(db: &Db, m: &NewOutgoing<'_>) -> rusqlite::Result<Option<i64>> {
     let now = now_ms();
-    sqlx::query_scalar(
+    db.prepare_cached(
         "INSERT INTO messages (conversation_id, direction, kind, body, text, agent_id, client_key,
              status, retry_key, next_attempt_at, created_at)
-         VALUES (?, 'out', ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+         VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?8)
          ON CONFLICT (client_key) DO NOTHING RETURNING id",
+    )?
+    .query_row(
+        params![
+            m.conversation_id,
+            m.kind,
+            m.body,
+            m.text,
+            m.agent_id,
+            m.client_key,
+            uuid::Uuid::new_v4().hyphenated().to_string(),
+            now,
+        ],
+        |r| r.get(0),
     )
-    .bind(m.conversation_id)
-    .bind(m.kind)
-    .bind(m.body)
-    .bind(m.text)
-    .bind(m.agent_id)
-    .bind(m.client_key)
-    .bind(uuid::Uuid::new_v4().hyphenated().to_string())
-    .bind(now)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await
+    .optional()
 }
 
 pub async fn get(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Message>> {
@@ -189,46 +198,41 @@ pub async fn page(
 }
 
 /// Marks a customer's message as unsent: the row stays, its content is no longer shown.
-pub async fn mark_unsent(
-    conn: &mut Conn,
+pub fn mark_unsent(
+    db: &Db,
     line_message_id: &str,
     at: i64,
-) -> sqlx::Result<Option<(i64, i64)>> {
-    sqlx::query_as(
-        "UPDATE messages SET status = 'unsent', unsent_at = ?
-         WHERE line_message_id = ? AND direction = 'in' RETURNING id, conversation_id",
-    )
-    .bind(at)
-    .bind(line_message_id)
-    .fetch_optional(&mut *conn)
-    .await
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    db.prepare_cached(
+        "UPDATE messages SET status = 'unsent', unsent_at = ?1
+         WHERE line_message_id = ?2 AND direction = 'in' RETURNING id, conversation_id",
+    )?
+    .query_row(params![at, line_message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
 }
 
 /// Replaces an edited text, keeping only the newest edit (edits can arrive out of order).
-pub async fn edit(
-    conn: &mut Conn,
+pub fn edit(
+    db: &Db,
     line_message_id: &str,
     body: &str,
     text: &str,
     at: i64,
-) -> sqlx::Result<Option<(i64, i64)>> {
-    sqlx::query_as(
-        "UPDATE messages SET body = ?, text = ?, edited_at = ?
-         WHERE line_message_id = ? AND direction = 'in'
-           AND ? > COALESCE(edited_at, line_timestamp, 0)
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    db.prepare_cached(
+        "UPDATE messages SET body = ?1, text = ?2, edited_at = ?3
+         WHERE line_message_id = ?4 AND direction = 'in'
+           AND ?3 > COALESCE(edited_at, line_timestamp, 0)
          RETURNING id, conversation_id",
-    )
-    .bind(body)
-    .bind(text)
-    .bind(at)
-    .bind(line_message_id)
-    .bind(at)
-    .fetch_optional(&mut *conn)
-    .await
+    )?
+    .query_row(params![body, text, at, line_message_id], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
 }
 
 /// An outgoing message claimed for one delivery attempt.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct Claimed {
     pub id: i64,
     pub conversation_id: i64,
@@ -241,110 +245,88 @@ pub struct Claimed {
 
 /// Claims an outgoing message for an attempt: queued and due, or stuck in `sending` past its
 /// lease (the process that held it died). The lease keeps two workers off one message.
-pub async fn claim_delivery(
-    conn: &mut Conn,
-    id: i64,
-    lease_ms: i64,
-) -> sqlx::Result<Option<Claimed>> {
+pub fn claim_delivery(db: &Db, id: i64, lease_ms: i64) -> rusqlite::Result<Option<Claimed>> {
     let now = now_ms();
-    sqlx::query_as(
-        "UPDATE messages SET status = 'sending', attempts = attempts + 1, claimed_until = ?
-         WHERE id = ? AND direction = 'out'
-           AND ((status = 'queued' AND next_attempt_at <= ?) OR (status = 'sending' AND claimed_until < ?))
+    db.prepare_cached(
+        "UPDATE messages SET status = 'sending', attempts = attempts + 1, claimed_until = ?1
+         WHERE id = ?2 AND direction = 'out'
+           AND ((status = 'queued' AND next_attempt_at <= ?3) OR (status = 'sending' AND claimed_until < ?3))
          RETURNING id, conversation_id, body, retry_key, attempts, via, created_at",
-    )
-    .bind(now + lease_ms)
-    .bind(id)
-    .bind(now)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await
+    )?
+    .query_row(params![now + lease_ms, id, now], |r| {
+        Ok(Claimed {
+            id: r.get(0)?,
+            conversation_id: r.get(1)?,
+            body: r.get(2)?,
+            retry_key: r.get(3)?,
+            attempts: r.get(4)?,
+            via: r.get(5)?,
+            created_at: r.get(6)?,
+        })
+    })
+    .optional()
 }
 
 /// Takes the conversation's newest reply token that is still fresh (received after
 /// `issued_after`) and unused, marking it used in the same statement so it is used once.
-pub async fn take_reply_token(
-    conn: &mut Conn,
+pub fn take_reply_token(
+    db: &Db,
     conversation_id: i64,
     issued_after: i64,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
+) -> rusqlite::Result<Option<String>> {
+    db.prepare_cached(
         "UPDATE messages SET reply_token_state = 'used'
          WHERE id = (SELECT id FROM messages
-                     WHERE conversation_id = ? AND reply_token_state = 'fresh' AND line_timestamp > ?
+                     WHERE conversation_id = ?1 AND reply_token_state = 'fresh' AND line_timestamp > ?2
                      ORDER BY id DESC LIMIT 1)
            AND reply_token_state = 'fresh'
          RETURNING reply_token",
-    )
-    .bind(conversation_id)
-    .bind(issued_after)
-    .fetch_optional(&mut *conn)
-    .await
+    )?
+    .query_row(params![conversation_id, issued_after], |r| r.get(0))
+    .optional()
 }
 
 /// Records which API an attempt uses, before the call (so a crash mid-call is understood).
-pub async fn set_via(conn: &mut Conn, id: i64, via: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE messages SET via = ? WHERE id = ?")
-        .bind(via)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+pub fn set_via(db: &Db, id: i64, via: &str) -> rusqlite::Result<()> {
+    db.prepare_cached("UPDATE messages SET via = ?1 WHERE id = ?2")?
+        .execute(params![via, id])?;
     Ok(())
 }
 
-pub async fn mark_sent(
-    conn: &mut Conn,
+pub fn mark_sent(
+    db: &Db,
     id: i64,
     via: &str,
     line_message_id: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE messages SET status = 'sent', via = ?, line_message_id = ?, sent_at = ?,
+) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "UPDATE messages SET status = 'sent', via = ?1, line_message_id = ?2, sent_at = ?3,
              claimed_until = NULL, next_attempt_at = NULL, last_error = NULL
-         WHERE id = ?",
-    )
-    .bind(via)
-    .bind(line_message_id)
-    .bind(now_ms())
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+         WHERE id = ?4",
+    )?
+    .execute(params![via, line_message_id, now_ms(), id])?;
     Ok(())
 }
 
 /// Puts a message back in the queue for another attempt at `next_attempt_at`.
-pub async fn schedule_retry(
-    conn: &mut Conn,
-    id: i64,
-    next_attempt_at: i64,
-    error: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE messages SET status = 'queued', next_attempt_at = ?, claimed_until = NULL, last_error = ?
-         WHERE id = ?",
-    )
-    .bind(next_attempt_at)
-    .bind(error)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+pub fn schedule_retry(db: &Db, id: i64, next_attempt_at: i64, error: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "UPDATE messages SET status = 'queued', next_attempt_at = ?1, claimed_until = NULL, last_error = ?2
+         WHERE id = ?3",
+    )?
+    .execute(params![next_attempt_at, error, id])?;
     Ok(())
 }
 
-pub async fn mark_failed(conn: &mut Conn, id: i64, error: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE messages SET status = 'failed', claimed_until = NULL, next_attempt_at = NULL, last_error = ?
-         WHERE id = ?",
-    )
-    .bind(error)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+pub fn mark_failed(db: &Db, id: i64, error: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "UPDATE messages SET status = 'failed', claimed_until = NULL, next_attempt_at = NULL, last_error = ?1
+         WHERE id = ?2",
+    )?
+    .execute(params![error, id])?;
     Ok(())
 }
 
-/// An agent's Retry on a failed message: queued again now, with the same retry key, so a
-/// message LINE did accept after all is still not sent twice.
 pub async fn requeue_failed(conn: &mut Conn, id: i64) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?, via = NULL

@@ -2,8 +2,10 @@
 //!
 //! Every SQL statement of the crate lives under this module, a file per table group. Functions
 //! take an executor (`&mut SqliteConnection`, usually a transaction) so callers can group
-//! several writes in one commit; `Store` is the cheap-to-clone handle that owns the pool and
-//! the group-commit writer of the webhook inbox.
+//! several writes in one commit, or — the writes of the hot paths — a `Db`, the connection's
+//! handle borrowed by `direct`, so a whole batch of statements costs one hop to sqlx's thread.
+//! `Store` is the cheap-to-clone handle that owns the pool and the group-commit writer of the
+//! webhook inbox.
 //!
 //! The SQL is kept portable (integer epoch-ms times, TEXT states, `RETURNING`,
 //! `ON CONFLICT … DO NOTHING`) so a PostgreSQL backend can be added without rewriting it.
@@ -11,6 +13,7 @@
 pub mod agents;
 pub mod contacts;
 pub mod conversations;
+pub mod direct;
 pub mod events;
 pub mod inbox;
 pub mod messages;
@@ -32,6 +35,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use direct::{Db, direct, direct_with};
 pub use inbox::{InboxWriter, NewInboxRow};
 
 /// The database executor type every store function takes.
@@ -67,9 +71,12 @@ pub fn unavailable(e: &sqlx::Error) -> bool {
 
 /// `unavailable` for an error with context around it.
 pub fn unavailable_in(e: &anyhow::Error) -> bool {
-    e.chain()
-        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
-        .any(unavailable)
+    e.chain().any(|cause| {
+        cause.downcast_ref::<sqlx::Error>().is_some_and(unavailable)
+            || cause
+                .downcast_ref::<rusqlite::Error>()
+                .is_some_and(direct::unavailable)
+    })
 }
 
 /// SQLite lets one transaction write at a time. Left to SQLite, a writer that finds the lock

@@ -27,10 +27,11 @@ use serde_json::{Value, json};
 use crate::{
     app::AppState,
     bus::Queue,
+    config::RetryPolicy,
     domain::now_ms,
     line::{LineError, Sent},
     store::{
-        Conn, contacts,
+        Db, contacts, direct, direct_with,
         events::{self, EventKind},
         messages::{self, Claimed, NewOutgoing},
     },
@@ -44,22 +45,18 @@ const THROTTLED_MAX_DELAY: Duration = Duration::from_secs(5);
 /// Queues an outgoing message inside the caller's transaction: the row (with its retry key),
 /// the conversation's activity, and the event-log line. Returns (message id, event id), or
 /// `None` when the client key was already used. Enqueue the id after committing.
-pub async fn queue_message(
-    conn: &mut Conn,
-    message: &NewOutgoing<'_>,
-) -> anyhow::Result<Option<(i64, i64)>> {
-    let Some(id) = messages::insert_outgoing(conn, message).await? else {
+pub fn queue_message(db: &Db, message: &NewOutgoing<'_>) -> rusqlite::Result<Option<(i64, i64)>> {
+    let Some(id) = messages::insert_outgoing(db, message)? else {
         return Ok(None);
     };
-    contacts::touch(conn, message.conversation_id, now_ms(), id, false).await?;
+    contacts::touch(db, message.conversation_id, now_ms(), id, false)?;
     let ev = events::append(
-        conn,
+        db,
         EventKind::MessageNew,
         Some(message.conversation_id),
         Some(id),
         None,
-    )
-    .await?;
+    )?;
     Ok(Some((id, ev)))
 }
 
@@ -75,6 +72,14 @@ pub async fn run(state: AppState) {
     .await
 }
 
+/// A claimed message with what its attempt needs, all read in the claim's transaction.
+struct Attempt {
+    claimed: Claimed,
+    chat_id: String,
+    /// A fresh reply token taken for this attempt (the message's via is now "reply").
+    reply_token: Option<String>,
+}
+
 /// One delivery attempt of message `id`, if it is due and not taken by someone else.
 pub async fn deliver(
     state: &AppState,
@@ -85,25 +90,61 @@ pub async fn deliver(
     // while we are still working on the message.
     let lease = (state.config.line_timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
     let mut tx = state.store.write().await?;
-    let Some(claimed) = messages::claim_delivery(&mut tx, id, lease).await? else {
+    // One transaction, one hop: claim, announce "sending", find the chat, and choose the API
+    // (taking a reply token if there is one) before any call is made.
+    let Some((attempt, ev)) = direct_with(&mut tx, |db| claim(db, id, lease)).await? else {
         return Ok(());
     };
-    let ev = status_event(&mut tx, &claimed, "sending", None).await?;
     tx.commit().await?;
     publish(state, ev).await;
 
-    let chat_id: String = sqlx::query_scalar(
-        "SELECT contacts.line_id FROM conversations JOIN contacts ON contacts.id = conversations.contact_id
-         WHERE conversations.id = ?",
-    )
-    .bind(claimed.conversation_id)
-    .fetch_one(&state.store.pool)
-    .await
-    .context("finding the chat of a message")?;
     let message: Value =
-        serde_json::from_str(&claimed.body).context("stored message body is not JSON")?;
-    let outcome = attempt(state, limiter, &claimed, &chat_id, &[message]).await?;
-    finish(state, &claimed, outcome).await
+        serde_json::from_str(&attempt.claimed.body).context("stored message body is not JSON")?;
+    let outcome = call(state, limiter, &attempt, &[message]).await?;
+    finish(state, &attempt.claimed, outcome).await
+}
+
+fn claim(db: &Db, id: i64, lease: i64) -> anyhow::Result<Option<(Attempt, i64)>> {
+    let Some(claimed) = messages::claim_delivery(db, id, lease)? else {
+        return Ok(None);
+    };
+    let ev = status_event(db, &claimed, "sending", None)?;
+    let chat_id: String = db
+        .prepare_cached(
+            "SELECT contacts.line_id FROM conversations JOIN contacts ON contacts.id = conversations.contact_id
+             WHERE conversations.id = ?1",
+        )?
+        .query_row([claimed.conversation_id], |r| r.get(0))
+        .context("finding the chat of a message")?;
+    // `via` is already set only when an earlier attempt chose it; a first attempt takes the
+    // conversation's fresh reply token if it has one, and records the choice before the call.
+    let mut reply_token = None;
+    if claimed.attempts == 1 && claimed.via.is_none() {
+        reply_token = messages::take_reply_token(
+            db,
+            claimed.conversation_id,
+            now_ms() - REPLY_TOKEN_FRESH_MS,
+        )?;
+    }
+    if claimed.via.as_deref() != Some("reply") {
+        messages::set_via(
+            db,
+            claimed.id,
+            if reply_token.is_some() {
+                "reply"
+            } else {
+                "push"
+            },
+        )?;
+    }
+    Ok(Some((
+        Attempt {
+            claimed,
+            chat_id,
+            reply_token,
+        },
+        ev,
+    )))
 }
 
 /// Why an attempt did not end in "sent".
@@ -132,49 +173,37 @@ fn reply_unknown(e: &dyn std::fmt::Display) -> Failed {
     ))
 }
 
-async fn attempt(
+async fn call(
     state: &AppState,
     limiter: &DefaultDirectRateLimiter,
-    claimed: &Claimed,
-    chat_id: &str,
+    attempt: &Attempt,
     messages: &[Value],
 ) -> anyhow::Result<Result<(&'static str, Sent), Failed>> {
-    let pool = &state.store.pool;
-    // `via` is still "reply" only when a reply call never finished: the process died during
-    // it (every finished reply attempt ends sent, failed, or switches the message to push).
+    let claimed = &attempt.claimed;
+    // `via` was "reply" before this claim only when a reply call never finished: the process
+    // died during it (every finished reply attempt ends sent, failed, or switches to push).
     if claimed.via.as_deref() == Some("reply") {
         return Ok(Err(reply_unknown(&"the process stopped during the call")));
     }
-    if claimed.attempts == 1 && claimed.via.is_none() {
-        let mut conn = pool.acquire().await?;
-        let token = messages::take_reply_token(
-            &mut conn,
-            claimed.conversation_id,
-            now_ms() - REPLY_TOKEN_FRESH_MS,
-        )
-        .await?;
-        if let Some(token) = token {
-            messages::set_via(&mut conn, claimed.id, "reply").await?;
-            drop(conn);
-            limiter.until_ready().await;
-            match state.line.reply(&token, messages).await {
-                Ok(sent) => return Ok(Ok(("reply", sent))),
-                Err(e) if outcome_unknown(&e) => return Ok(Err(reply_unknown(&e))),
-                Err(e) if !e.is_retryable() => {
-                    tracing::debug!(message_id = claimed.id, error = %e, "reply token refused; pushing instead");
-                }
-                // A 429: LINE did nothing; the retry pushes (the token is spent).
-                Err(e) => return Ok(Err(Failed::Line(e))),
+    if let Some(token) = &attempt.reply_token {
+        limiter.until_ready().await;
+        match state.line.reply(token, messages).await {
+            Ok(sent) => return Ok(Ok(("reply", sent))),
+            Err(e) if outcome_unknown(&e) => return Ok(Err(reply_unknown(&e))),
+            Err(e) if !e.is_retryable() => {
+                tracing::debug!(message_id = claimed.id, error = %e, "reply token refused; pushing instead");
+                let mut tx = state.store.write().await?;
+                direct(&mut tx, |db| messages::set_via(db, claimed.id, "push")).await?;
+                tx.commit().await?;
             }
+            // A 429: LINE did nothing; the retry pushes (the token is spent).
+            Err(e) => return Ok(Err(Failed::Line(e))),
         }
     }
-    let mut tx = state.store.write().await?;
-    messages::set_via(&mut tx, claimed.id, "push").await?;
-    tx.commit().await?;
     limiter.until_ready().await;
     Ok(state
         .line
-        .push(chat_id, messages, &claimed.retry_key)
+        .push(&attempt.chat_id, messages, &claimed.retry_key)
         .await
         .map(|sent| ("push", sent))
         .map_err(Failed::Line))
@@ -187,27 +216,45 @@ async fn finish(
 ) -> anyhow::Result<()> {
     let policy = &state.config.retry;
     let mut tx = state.store.write().await?;
+    let (ev, retry_in) = direct_with(&mut tx, |db| settle(db, policy, claimed, outcome)).await?;
+    tx.commit().await?;
+    publish(state, ev).await;
+    if let Some(delay) = retry_in {
+        state
+            .workers
+            .enqueue_later(state, Queue::Delivery, claimed.id, delay);
+    }
+    Ok(())
+}
+
+/// Records how an attempt ended: sent, queued again after a delay, or failed with a reason.
+/// Answers the event-log id and the delay when it is to be retried.
+fn settle(
+    db: &Db,
+    policy: &RetryPolicy,
+    claimed: &Claimed,
+    outcome: Result<(&'static str, Sent), Failed>,
+) -> anyhow::Result<(i64, Option<Duration>)> {
     let mut retry_in = None;
     let ev = match outcome {
         Ok((via, sent)) => {
             crate::telemetry::delivery("sent", Some(if sent.already_accepted { 409 } else { 200 }));
             messages::mark_sent(
-                &mut tx,
+                db,
                 claimed.id,
                 via,
                 sent.message_ids.first().map(String::as_str),
-            )
-            .await?;
-            status_event(&mut tx, claimed, "sent", None).await?
+            )?;
+            status_event(db, claimed, "sent", None)?
         }
         Err(Failed::ReplyUnknown(reason)) => {
-            messages::mark_failed(&mut tx, claimed.id, &reason).await?;
+            messages::mark_failed(db, claimed.id, &reason)?;
             crate::telemetry::delivery("failed", None);
             tracing::warn!(
                 message_id = claimed.id,
                 "reply outcome unknown; not sent again automatically"
             );
-            status_event(&mut tx, claimed, "failed", Some(&reason)).await?
+            status_event(db, claimed, "failed", Some(&reason))?
         }
         Err(Failed::Line(e)) => {
             let age = Duration::from_millis((now_ms() - claimed.created_at).max(0) as u64);
@@ -228,14 +275,13 @@ async fn finish(
                 let delay = super::backoff(claimed.attempts, policy.base_delay, cap)
                     .max(e.retry_after().unwrap_or_default());
                 // After a refused reply (429) the token is spent: the retry pushes.
-                messages::set_via(&mut tx, claimed.id, "push").await?;
+                messages::set_via(db, claimed.id, "push")?;
                 messages::schedule_retry(
-                    &mut tx,
+                    db,
                     claimed.id,
                     now_ms() + delay.as_millis() as i64,
                     &reason,
-                )
-                .await?;
+                )?;
                 retry_in = Some(delay);
                 crate::telemetry::delivery("retry", e.status());
                 tracing::info!(
@@ -245,9 +291,9 @@ async fn finish(
                     delay_ms = delay.as_millis() as u64,
                     "delivery will be retried"
                 );
-                status_event(&mut tx, claimed, "queued", Some(&reason)).await?
+                status_event(db, claimed, "queued", Some(&reason))?
             } else {
-                messages::mark_failed(&mut tx, claimed.id, &reason).await?;
+                messages::mark_failed(db, claimed.id, &reason)?;
                 crate::telemetry::delivery("failed", e.status());
                 tracing::warn!(
                     message_id = claimed.id,
@@ -255,35 +301,27 @@ async fn finish(
                     status = e.status(),
                     "delivery failed"
                 );
-                status_event(&mut tx, claimed, "failed", Some(&reason)).await?
+                status_event(db, claimed, "failed", Some(&reason))?
             }
         }
     };
-    tx.commit().await?;
-    publish(state, ev).await;
-    if let Some(delay) = retry_in {
-        state
-            .workers
-            .enqueue_later(state, Queue::Delivery, claimed.id, delay);
-    }
-    Ok(())
+    Ok((ev, retry_in))
 }
 
-async fn status_event(
-    conn: &mut Conn,
+fn status_event(
+    db: &Db,
     claimed: &Claimed,
     status: &str,
     error: Option<&str>,
 ) -> anyhow::Result<i64> {
     let data = json!({ "status": status, "error": error }).to_string();
     Ok(events::append(
-        conn,
+        db,
         EventKind::MessageUpdated,
         Some(claimed.conversation_id),
         Some(claimed.id),
         Some(&data),
-    )
-    .await?)
+    )?)
 }
 
 async fn publish(state: &AppState, event_id: i64) {

@@ -18,8 +18,9 @@ use crate::{
     line::webhook::{
         ContentProvider, Event, EventKind, Message, MessageContent, Mode, Source, parse_event,
     },
+    store::direct_with,
     store::{
-        Conn,
+        Db,
         contacts::{self, ContactKind},
         events::{self, EventKind as LogKind},
         inbox,
@@ -161,35 +162,38 @@ async fn apply_batch(state: &AppState, ids: &[i64]) -> anyhow::Result<Effects> {
     };
     let ctx = Ctx { welcome };
     let mut tx = state.store.write().await.context("begin ingest")?;
-    let rows = inbox::claim(&mut tx, ids)
-        .await
-        .context("claim inbox rows")?;
+    // The whole batch is one `direct` block: one hop to the connection's thread instead of
+    // one per statement (about ten per event).
+    let effects = direct_with(&mut tx, |db| apply_rows(db, ids, &ctx)).await?;
+    tx.commit().await.context("commit ingest")?;
+    Ok(effects)
+}
+
+fn apply_rows(db: &Db, ids: &[i64], ctx: &Ctx) -> anyhow::Result<Effects> {
+    let rows = inbox::claim(db, ids).context("claim inbox rows")?;
     let mut parsed = Vec::with_capacity(rows.len());
     for row in rows {
         match parse_event(&row.payload) {
             Ok(event) => parsed.push((row, event)),
             // The webhook validated it, so this is a bug or an old row; keep it for inspection.
-            Err(e) => inbox::mark_failed(&mut tx, row.id, &e.to_string()).await?,
+            Err(e) => inbox::mark_failed(db, row.id, &e.to_string())?,
         }
     }
     // LINE does not promise chronological order inside a body (or across redeliveries).
     parsed.sort_by_key(|(row, event)| (event.timestamp, row.id));
     let mut effects = Effects::default();
     for (row, event) in &parsed {
-        apply(&mut tx, event, &ctx, &mut effects)
-            .await
-            .with_context(|| {
-                format!(
-                    "applying {} event {}",
-                    event.type_name(),
-                    row.webhook_event_id
-                )
-            })?;
+        apply(db, event, ctx, &mut effects).with_context(|| {
+            format!(
+                "applying {} event {}",
+                event.type_name(),
+                row.webhook_event_id
+            )
+        })?;
         effects
             .ingested
             .push((event.type_name().to_owned(), row.received_at));
     }
-    tx.commit().await.context("commit ingest")?;
     Ok(effects)
 }
 
@@ -202,7 +206,7 @@ fn chat_of(source: &Source) -> (&str, ContactKind) {
     }
 }
 
-async fn apply(conn: &mut Conn, event: &Event, ctx: &Ctx, fx: &mut Effects) -> anyhow::Result<()> {
+fn apply(db: &Db, event: &Event, ctx: &Ctx, fx: &mut Effects) -> anyhow::Result<()> {
     let Some(source) = &event.source else {
         // Module and bot-suspension events have no chat; the inbox row is their record.
         return Ok(());
@@ -212,16 +216,16 @@ async fn apply(conn: &mut Conn, event: &Event, ctx: &Ctx, fx: &mut Effects) -> a
     }
     let at = event.timestamp;
     let (chat_id, chat_kind) = chat_of(source);
-    let contact_id = contacts::upsert(conn, chat_id, chat_kind, at).await?;
-    let conversation_id = contacts::ensure_conversation(conn, contact_id, at).await?;
+    let contact_id = contacts::upsert(db, chat_id, chat_kind, at)?;
+    let conversation_id = contacts::ensure_conversation(db, contact_id, at)?;
     fx.profiles.push(super::profiles::ProfileJob::chat(
         contact_id, chat_id, chat_kind,
     ));
     let sender_contact_id = match (chat_kind, source.sender_id()) {
         (ContactKind::User, _) => Some(contact_id),
         (_, Some(user_id)) => {
-            let id = contacts::upsert(conn, user_id, ContactKind::User, at).await?;
-            contacts::join_member(conn, conversation_id, id, at).await?;
+            let id = contacts::upsert(db, user_id, ContactKind::User, at)?;
+            contacts::join_member(db, conversation_id, id, at)?;
             fx.profiles.push(super::profiles::ProfileJob::member(
                 id, user_id, chat_id, chat_kind,
             ));
@@ -254,7 +258,7 @@ async fn apply(conn: &mut Conn, event: &Event, ctx: &Ctx, fx: &mut Effects) -> a
                 media_state: content.media_state,
                 ..base
             };
-            if let Some(id) = add_line(conn, &row, true, fx).await?
+            if let Some(id) = add_line(db, &row, true, fx)?
                 && content.media_state == Some("pending")
             {
                 fx.media.push(id);
@@ -263,24 +267,22 @@ async fn apply(conn: &mut Conn, event: &Event, ctx: &Ctx, fx: &mut Effects) -> a
         EventKind::MessageEdited(message) => {
             let content = content_fields(message)?;
             if let Some((id, conv)) = messages::edit(
-                conn,
+                db,
                 &message.id,
                 &content.body,
                 content.text.as_deref().unwrap_or(""),
                 at,
-            )
-            .await?
-            {
-                note(conn, LogKind::MessageUpdated, conv, id, fx).await?;
+            )? {
+                note(db, LogKind::MessageUpdated, conv, id, fx)?;
             }
         }
         EventKind::Unsend { message_id } => {
-            if let Some((id, conv)) = messages::mark_unsent(conn, message_id, at).await? {
-                note(conn, LogKind::MessageUpdated, conv, id, fx).await?;
+            if let Some((id, conv)) = messages::mark_unsent(db, message_id, at)? {
+                note(db, LogKind::MessageUpdated, conv, id, fx)?;
             }
         }
         EventKind::Follow { is_unblocked } => {
-            contacts::set_follow_state(conn, contact_id, "following").await?;
+            contacts::set_follow_state(db, contact_id, "following")?;
             let body = json!({ "type": "follow", "isUnblocked": is_unblocked }).to_string();
             let row = NewIncoming {
                 system: true,
@@ -288,45 +290,43 @@ async fn apply(conn: &mut Conn, event: &Event, ctx: &Ctx, fx: &mut Effects) -> a
                 body: &body,
                 ..base
             };
-            if add_line(conn, &row, false, fx).await?.is_some() && active && !ctx.welcome.is_empty()
-            {
+            if add_line(db, &row, false, fx)?.is_some() && active && !ctx.welcome.is_empty() {
                 queue_welcome(
-                    conn,
+                    db,
                     conversation_id,
                     &event.webhook_event_id,
                     &ctx.welcome,
                     fx,
-                )
-                .await?;
+                )?;
             }
-            contact_changed(conn, conversation_id, fx).await?;
+            contact_changed(db, conversation_id, fx)?;
         }
         EventKind::Unfollow => {
-            contacts::set_follow_state(conn, contact_id, "unfollowed").await?;
-            system_line(conn, &base, "unfollow", json!({ "type": "unfollow" }), fx).await?;
-            contact_changed(conn, conversation_id, fx).await?;
+            contacts::set_follow_state(db, contact_id, "unfollowed")?;
+            system_line(db, &base, "unfollow", json!({ "type": "unfollow" }), fx)?;
+            contact_changed(db, conversation_id, fx)?;
         }
         EventKind::Join => {
-            contacts::set_follow_state(conn, contact_id, "joined").await?;
-            system_line(conn, &base, "join", json!({ "type": "join" }), fx).await?;
-            contact_changed(conn, conversation_id, fx).await?;
+            contacts::set_follow_state(db, contact_id, "joined")?;
+            system_line(db, &base, "join", json!({ "type": "join" }), fx)?;
+            contact_changed(db, conversation_id, fx)?;
         }
         EventKind::Leave => {
-            contacts::set_follow_state(conn, contact_id, "left").await?;
-            system_line(conn, &base, "leave", json!({ "type": "leave" }), fx).await?;
-            contact_changed(conn, conversation_id, fx).await?;
+            contacts::set_follow_state(db, contact_id, "left")?;
+            system_line(db, &base, "leave", json!({ "type": "leave" }), fx)?;
+            contact_changed(db, conversation_id, fx)?;
         }
         EventKind::MemberJoined { user_ids } | EventKind::MemberLeft { user_ids } => {
             let joined = matches!(event.kind, EventKind::MemberJoined { .. });
             for user_id in user_ids {
-                let id = contacts::upsert(conn, user_id, ContactKind::User, at).await?;
+                let id = contacts::upsert(db, user_id, ContactKind::User, at)?;
                 if joined {
-                    contacts::join_member(conn, conversation_id, id, at).await?;
+                    contacts::join_member(db, conversation_id, id, at)?;
                     fx.profiles.push(super::profiles::ProfileJob::member(
                         id, user_id, chat_id, chat_kind,
                     ));
                 } else {
-                    contacts::leave_member(conn, conversation_id, id, at).await?;
+                    contacts::leave_member(db, conversation_id, id, at)?;
                 }
             }
             let (kind, wire) = if joined {
@@ -335,13 +335,12 @@ async fn apply(conn: &mut Conn, event: &Event, ctx: &Ctx, fx: &mut Effects) -> a
                 ("member_left", "memberLeft")
             };
             system_line(
-                conn,
+                db,
                 &base,
                 kind,
                 json!({ "type": wire, "userIds": user_ids }),
                 fx,
-            )
-            .await?;
+            )?;
         }
         EventKind::Postback { data, params } => {
             let body = json!({ "type": "postback", "data": data, "params": params }).to_string();
@@ -351,7 +350,7 @@ async fn apply(conn: &mut Conn, event: &Event, ctx: &Ctx, fx: &mut Effects) -> a
                 text: Some(data),
                 ..base
             };
-            add_line(conn, &row, true, fx).await?;
+            add_line(db, &row, true, fx)?;
         }
         EventKind::Other { .. } => {}
     }
@@ -397,40 +396,38 @@ fn content_fields(message: &Message) -> anyhow::Result<ContentFields> {
 }
 
 /// Inserts a line of the conversation and logs it; `None` if this event was stored before.
-async fn add_line(
-    conn: &mut Conn,
+fn add_line(
+    db: &Db,
     row: &NewIncoming<'_>,
     from_customer: bool,
     fx: &mut Effects,
 ) -> anyhow::Result<Option<i64>> {
-    let Some(id) = messages::insert_incoming(conn, row).await? else {
+    let Some(id) = messages::insert_incoming(db, row)? else {
         return Ok(None);
     };
     let reopened = contacts::touch(
-        conn,
+        db,
         row.conversation_id,
         row.line_timestamp,
         id,
         from_customer,
-    )
-    .await?;
-    note(conn, LogKind::MessageNew, row.conversation_id, id, fx).await?;
+    )?;
+    note(db, LogKind::MessageNew, row.conversation_id, id, fx)?;
     if reopened {
         let ev = events::append(
-            conn,
+            db,
             LogKind::ConversationUpdated,
             Some(row.conversation_id),
             None,
             Some(r#"{"status":"open"}"#),
-        )
-        .await?;
+        )?;
         fx.last_event = fx.last_event.max(ev);
     }
     Ok(Some(id))
 }
 
-async fn system_line(
-    conn: &mut Conn,
+fn system_line(
+    db: &Db,
     base: &NewIncoming<'_>,
     kind: &str,
     body: serde_json::Value,
@@ -443,42 +440,37 @@ async fn system_line(
         body: &body,
         ..base.clone()
     };
-    add_line(conn, &row, false, fx).await?;
+    add_line(db, &row, false, fx)?;
     Ok(())
 }
 
-async fn note(
-    conn: &mut Conn,
+fn note(
+    db: &Db,
     kind: LogKind,
     conversation_id: i64,
     message_id: i64,
     fx: &mut Effects,
 ) -> anyhow::Result<()> {
-    let ev = events::append(conn, kind, Some(conversation_id), Some(message_id), None).await?;
+    let ev = events::append(db, kind, Some(conversation_id), Some(message_id), None)?;
     fx.last_event = fx.last_event.max(ev);
     Ok(())
 }
 
-async fn contact_changed(
-    conn: &mut Conn,
-    conversation_id: i64,
-    fx: &mut Effects,
-) -> anyhow::Result<()> {
+fn contact_changed(db: &Db, conversation_id: i64, fx: &mut Effects) -> anyhow::Result<()> {
     let ev = events::append(
-        conn,
+        db,
         LogKind::ContactUpdated,
         Some(conversation_id),
         None,
         None,
-    )
-    .await?;
+    )?;
     fx.last_event = fx.last_event.max(ev);
     Ok(())
 }
 
 /// Queues the welcome message; keyed by the follow event so a redone ingest queues it once.
-async fn queue_welcome(
-    conn: &mut Conn,
+fn queue_welcome(
+    db: &Db,
     conversation_id: i64,
     webhook_event_id: &str,
     text: &str,
@@ -494,7 +486,7 @@ async fn queue_welcome(
         agent_id: None,
         client_key: Some(&key),
     };
-    if let Some((id, ev)) = super::delivery::queue_message(conn, &outgoing).await? {
+    if let Some((id, ev)) = super::delivery::queue_message(db, &outgoing)? {
         fx.last_event = fx.last_event.max(ev);
         fx.deliveries.push(id);
     }

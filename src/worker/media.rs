@@ -12,6 +12,7 @@ use crate::{
     bus::Queue,
     domain::now_ms,
     line::{Content, LineError},
+    store::direct,
     store::{
         events::{self, EventKind},
         messages,
@@ -58,13 +59,15 @@ pub async fn download(state: &AppState, id: i64) -> anyhow::Result<()> {
             let mut tx = state.store.write().await?;
             messages::media_ready(&mut tx, id, &relative.to_string_lossy(), &mime, size as i64)
                 .await?;
-            let ev = events::append(
-                &mut tx,
-                EventKind::MessageUpdated,
-                Some(job.conversation_id),
-                Some(id),
-                Some(r#"{"media":"ready"}"#),
-            )
+            let ev = direct(&mut tx, |db| {
+                events::append(
+                    db,
+                    EventKind::MessageUpdated,
+                    Some(job.conversation_id),
+                    Some(id),
+                    Some(r#"{"media":"ready"}"#),
+                )
+            })
             .await?;
             tx.commit().await?;
             let _ = state.bus.publish(ev).await;
@@ -130,13 +133,15 @@ async fn fail(state: &AppState, conversation_id: i64, id: i64, reason: &str) -> 
     tracing::warn!(message_id = id, reason, "media download given up");
     let mut tx = state.store.write().await?;
     messages::media_failed(&mut tx, id, reason).await?;
-    let ev = events::append(
-        &mut tx,
-        EventKind::MessageUpdated,
-        Some(conversation_id),
-        Some(id),
-        Some(r#"{"media":"failed"}"#),
-    )
+    let ev = direct(&mut tx, |db| {
+        events::append(
+            db,
+            EventKind::MessageUpdated,
+            Some(conversation_id),
+            Some(id),
+            Some(r#"{"media":"failed"}"#),
+        )
+    })
     .await?;
     tx.commit().await?;
     let _ = state.bus.publish(ev).await;

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::{
     app::AppState,
     domain::now_ms,
+    store::direct,
     store::{
         contacts::{self, ContactKind, Profile},
         events::{self, EventKind},
@@ -153,16 +154,18 @@ async fn announce(tx: &mut crate::store::Conn, contact_id: i64) -> anyhow::Resul
     .fetch_all(&mut *tx)
     .await?;
     let data = json!({ "contactId": contact_id }).to_string();
-    let mut last = 0;
-    for conversation_id in conversations {
-        last = events::append(
-            tx,
-            EventKind::ContactUpdated,
-            Some(conversation_id),
-            None,
-            Some(&data),
-        )
-        .await?;
-    }
-    Ok(last)
+    Ok(direct(tx, |db| {
+        let mut last = 0;
+        for conversation_id in conversations {
+            last = events::append(
+                db,
+                EventKind::ContactUpdated,
+                Some(conversation_id),
+                None,
+                Some(&data),
+            )?;
+        }
+        Ok(last)
+    })
+    .await?)
 }

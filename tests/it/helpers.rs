@@ -229,18 +229,20 @@ impl TestApp {
     /// Stores an outgoing text without enqueueing it (as if its queue entry were lost).
     pub async fn store_text(&self, conversation_id: i64, text: &str) -> i64 {
         let body = serde_json::json!({ "type": "text", "text": text }).to_string();
-        let mut tx = self.pool().begin().await.unwrap();
-        let (id, _) = linechat::worker::delivery::queue_message(
-            &mut tx,
-            &linechat::store::messages::NewOutgoing {
-                conversation_id,
-                kind: "text",
-                body: &body,
-                text: Some(text),
-                agent_id: None,
-                client_key: None,
-            },
-        )
+        let mut tx = self.state.store.write().await.unwrap();
+        let (id, _) = linechat::store::direct(&mut tx, |db| {
+            linechat::worker::delivery::queue_message(
+                db,
+                &linechat::store::messages::NewOutgoing {
+                    conversation_id,
+                    kind: "text",
+                    body: &body,
+                    text: Some(text),
+                    agent_id: None,
+                    client_key: None,
+                },
+            )
+        })
         .await
         .unwrap()
         .unwrap();

@@ -21,6 +21,7 @@ use crate::{
     error::{AppError, Result},
     http::auth::Agent,
     i18n::Lang,
+    store::direct,
     store::{
         agents,
         conversations::{self, Status},
@@ -106,13 +107,15 @@ async fn change(
     let event = if changed {
         let data = data.to_string();
         Some(
-            events::append(
-                &mut tx,
-                EventKind::ConversationUpdated,
-                Some(id),
-                None,
-                Some(&data),
-            )
+            direct(&mut tx, |db| {
+                events::append(
+                    db,
+                    EventKind::ConversationUpdated,
+                    Some(id),
+                    None,
+                    Some(&data),
+                )
+            })
             .await?,
         )
     } else {

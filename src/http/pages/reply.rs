@@ -23,6 +23,7 @@ use crate::{
     error::{AppError, Result},
     http::auth::Agent,
     i18n::{Lang, Msg},
+    store::direct,
     store::{
         contacts,
         events::{self, EventKind},
@@ -91,17 +92,19 @@ pub(super) async fn queue_from_desk(
         .ok_or(AppError::NotFound)?;
     let client_key = format!("desk:{}:{}", agent.agent.id, nonce);
     let mut tx = state.store.write().await?;
-    let queued = queue_message(
-        &mut tx,
-        &NewOutgoing {
-            conversation_id,
-            kind: message.kind,
-            body: message.body,
-            text: message.text,
-            agent_id: Some(agent.agent.id),
-            client_key: Some(&client_key),
-        },
-    )
+    let queued = direct(&mut tx, |db| {
+        queue_message(
+            db,
+            &NewOutgoing {
+                conversation_id,
+                kind: message.kind,
+                body: message.body,
+                text: message.text,
+                agent_id: Some(agent.agent.id),
+                client_key: Some(&client_key),
+            },
+        )
+    })
     .await?;
     tx.commit().await?;
     let (id, event_id) = match queued {
@@ -161,13 +164,15 @@ async fn retry_message(
     let mut tx = state.store.write().await?;
     if messages::requeue_failed(&mut tx, id).await? {
         let data = serde_json::json!({ "status": "queued", "error": null }).to_string();
-        let event_id = events::append(
-            &mut tx,
-            EventKind::MessageUpdated,
-            Some(message.conversation_id),
-            Some(id),
-            Some(&data),
-        )
+        let event_id = direct(&mut tx, |db| {
+            events::append(
+                db,
+                EventKind::MessageUpdated,
+                Some(message.conversation_id),
+                Some(id),
+                Some(&data),
+            )
+        })
         .await?;
         tx.commit().await?;
         announce(&state, id, event_id).await;
