@@ -5,7 +5,6 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::extract::FromRef;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -19,9 +18,20 @@ use crate::{
     worker::{self, Workers},
 };
 
-/// Shared by every handler and worker; cheap to clone.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// Shared by every handler and worker; cloning it is one reference count (handlers,
+/// middleware and tasks clone it several times per request).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What `AppState` holds.
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub bus: SharedBus,
@@ -89,7 +99,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         throttle: LoginThrottle::default(),
         setup: SetupLink::new(first_run_token(&store, &config).await?),
     };
-    Ok(AppState {
+    Ok(AppState(Arc::new(Shared {
         config: Arc::new(config),
         store,
         bus,
@@ -99,7 +109,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         sandbox,
         workers: Workers::default(),
         auth,
-    })
+    })))
 }
 
 /// With no agent yet, a one-time setup link for creating the first admin in the browser.

@@ -49,16 +49,28 @@ pub struct Contact {
     pub profile_fetched_at: Option<i64>,
 }
 
+/// A contact as `upsert` leaves it: its id, and when its profile was last fetched.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    pub id: i64,
+    pub profile_fetched_at: Option<i64>,
+}
+
 /// Finds or creates the contact for `line_id`, moving its last-seen time forward.
-pub fn upsert(db: &Db, line_id: &str, kind: ContactKind, seen_at: i64) -> rusqlite::Result<i64> {
+pub fn upsert(db: &Db, line_id: &str, kind: ContactKind, seen_at: i64) -> rusqlite::Result<Seen> {
     db.prepare_cached(
         "INSERT INTO contacts (line_id, kind, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)
          ON CONFLICT (line_id) DO UPDATE SET last_seen_at =
              CASE WHEN excluded.last_seen_at > contacts.last_seen_at
                   THEN excluded.last_seen_at ELSE contacts.last_seen_at END
-         RETURNING id",
+         RETURNING id, profile_fetched_at",
     )?
-    .query_row(params![line_id, kind.as_str(), seen_at], |r| r.get(0))
+    .query_row(params![line_id, kind.as_str(), seen_at], |r| {
+        Ok(Seen {
+            id: r.get(0)?,
+            profile_fetched_at: r.get(1)?,
+        })
+    })
 }
 
 pub fn set_follow_state(db: &Db, id: i64, state: &str) -> rusqlite::Result<()> {

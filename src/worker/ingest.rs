@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
+use super::profiles;
 use crate::{
+    domain::now_ms,
     app::AppState,
     bus::Queue,
     line::webhook::{
@@ -111,6 +113,8 @@ async fn record_failure(state: &AppState, id: i64, error: &anyhow::Error) {
 /// What to do once the batch is committed.
 #[derive(Default, Debug)]
 struct Effects {
+    /// When the batch was applied (to tell which profiles are due).
+    now: i64,
     last_event: i64,
     deliveries: Vec<i64>,
     media: Vec<i64>,
@@ -146,7 +150,7 @@ impl Effects {
         for (event_type, received_at) in &self.ingested {
             crate::telemetry::event_ingested(event_type, *received_at);
         }
-        super::profiles::refresh_all(state, self.profiles);
+        profiles::refresh_all(state, self.profiles);
     }
 }
 
@@ -181,7 +185,10 @@ fn apply_rows(db: &Db, ids: &[i64], ctx: &Ctx) -> anyhow::Result<Effects> {
     }
     // LINE does not promise chronological order inside a body (or across redeliveries).
     parsed.sort_by_key(|(row, event)| (event.timestamp, row.id));
-    let mut effects = Effects::default();
+    let mut effects = Effects {
+        now: now_ms(),
+        ..Effects::default()
+    };
     for (row, event) in &parsed {
         apply(db, event, ctx, &mut effects).with_context(|| {
             format!(
@@ -216,20 +223,24 @@ fn apply(db: &Db, event: &Event, ctx: &Ctx, fx: &mut Effects) -> anyhow::Result<
     }
     let at = event.timestamp;
     let (chat_id, chat_kind) = chat_of(source);
-    let contact_id = contacts::upsert(db, chat_id, chat_kind, at)?;
+    let contact = contacts::upsert(db, chat_id, chat_kind, at)?;
+    let contact_id = contact.id;
     let conversation_id = contacts::ensure_conversation(db, contact_id, at)?;
-    fx.profiles.push(super::profiles::ProfileJob::chat(
-        contact_id, chat_id, chat_kind,
-    ));
+    if profiles::due(contact.profile_fetched_at, fx.now) {
+        fx.profiles
+            .push(profiles::ProfileJob::chat(contact_id, chat_id, chat_kind));
+    }
     let sender_contact_id = match (chat_kind, source.sender_id()) {
         (ContactKind::User, _) => Some(contact_id),
         (_, Some(user_id)) => {
-            let id = contacts::upsert(db, user_id, ContactKind::User, at)?;
-            contacts::join_member(db, conversation_id, id, at)?;
-            fx.profiles.push(super::profiles::ProfileJob::member(
-                id, user_id, chat_id, chat_kind,
-            ));
-            Some(id)
+            let member = contacts::upsert(db, user_id, ContactKind::User, at)?;
+            contacts::join_member(db, conversation_id, member.id, at)?;
+            if profiles::due(member.profile_fetched_at, fx.now) {
+                fx.profiles.push(profiles::ProfileJob::member(
+                    member.id, user_id, chat_id, chat_kind,
+                ));
+            }
+            Some(member.id)
         }
         _ => None,
     };
@@ -319,12 +330,15 @@ fn apply(db: &Db, event: &Event, ctx: &Ctx, fx: &mut Effects) -> anyhow::Result<
         EventKind::MemberJoined { user_ids } | EventKind::MemberLeft { user_ids } => {
             let joined = matches!(event.kind, EventKind::MemberJoined { .. });
             for user_id in user_ids {
-                let id = contacts::upsert(db, user_id, ContactKind::User, at)?;
+                let member = contacts::upsert(db, user_id, ContactKind::User, at)?;
+                let id = member.id;
                 if joined {
                     contacts::join_member(db, conversation_id, id, at)?;
-                    fx.profiles.push(super::profiles::ProfileJob::member(
-                        id, user_id, chat_id, chat_kind,
-                    ));
+                    if profiles::due(member.profile_fetched_at, fx.now) {
+                        fx.profiles.push(profiles::ProfileJob::member(
+                            id, user_id, chat_id, chat_kind,
+                        ));
+                    }
                 } else {
                     contacts::leave_member(db, conversation_id, id, at)?;
                 }

@@ -21,6 +21,11 @@ use crate::{
 /// How long a profile is trusted before it is fetched again.
 pub const PROFILE_TTL: Duration = Duration::from_secs(60 * 60);
 
+/// Whether a profile fetched at `fetched_at` (never: `None`) should be fetched again.
+pub fn due(fetched_at: Option<i64>, now: i64) -> bool {
+    fetched_at.is_none_or(|t| now - t >= PROFILE_TTL.as_millis() as i64)
+}
+
 /// Whose profile to fetch, and through which endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProfileJob {
@@ -93,10 +98,7 @@ async fn refresh(state: &AppState, job: &ProfileJob) -> anyhow::Result<()> {
         return Ok(());
     };
     let now = now_ms();
-    if contact
-        .profile_fetched_at
-        .is_some_and(|t| now - t < PROFILE_TTL.as_millis() as i64)
-    {
+    if !due(contact.profile_fetched_at, now) {
         return Ok(());
     }
     let profile = lookup(state, job).await?;
