@@ -39,6 +39,15 @@ impl From<sqlx::Error> for AppError {
 }
 
 impl AppError {
+    /// A failed store job: 503 when the store cannot take writes right now, else internal.
+    pub fn store(e: anyhow::Error) -> Self {
+        if crate::store::unavailable_in(&e) {
+            tracing::error!(error = format!("{e:#}"), "the store is not taking requests");
+            return AppError::Unavailable("the store is not taking writes; try again");
+        }
+        AppError::Internal(e)
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,

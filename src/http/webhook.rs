@@ -23,7 +23,7 @@ use crate::{
     bus::Queue,
     error::{AppError, Result},
     line::webhook::{parse_body, verify_signature},
-    store::NewInboxRow,
+    store::{NewInboxRow, inbox},
 };
 
 /// Largest body accepted. LINE's webhook bodies are small (a few KB even with many events);
@@ -79,7 +79,7 @@ async fn receive(
         // LINE's Verify button and connectivity checks.
         return Ok(StatusCode::OK);
     }
-    let rows = parsed
+    let rows: Vec<NewInboxRow> = parsed
         .events
         .into_iter()
         .map(|e| NewInboxRow {
@@ -89,13 +89,18 @@ async fn receive(
             payload: e.raw,
         })
         .collect();
-    let outcome = state.store.inbox.write(rows).await.map_err(|e| {
-        tracing::error!(
-            error = format!("{e:#}"),
-            "webhook not stored; LINE will redeliver"
-        );
-        AppError::Unavailable("the store is not taking writes; try again")
-    })?;
+    let outcome = state
+        .store
+        .writer
+        .run(move |db| Ok(inbox::insert(db, &rows)?))
+        .await
+        .map_err(|e| {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "webhook not stored; LINE will redeliver"
+            );
+            AppError::Unavailable("the store is not taking writes; try again")
+        })?;
     crate::telemetry::webhook_events(outcome.new_ids.len(), outcome.duplicates);
     if outcome.duplicates > 0 {
         tracing::debug!(

@@ -1,25 +1,15 @@
-//! The durable webhook inbox and its group-commit writer.
+//! The durable webhook inbox.
 //!
-//! A webhook is acknowledged only after its events are committed here (promise 1). A commit
-//! costs an fsync and, through sqlx, a hop to the connection's thread for every statement; one
-//! transaction per request tops out at a few thousand webhooks per second on two cores. So the
-//! webhook handlers do not write themselves: they hand their rows to one writer task, which
-//! takes everything that queued up while the previous commit ran, inserts it with multi-row
-//! statements in one transaction, and then answers every waiting handler at once.
+//! A webhook is acknowledged only after its events are committed here (promise 1). The
+//! webhook handlers do not commit themselves: their rows are a job for the store's
+//! group-commit writer (`store::writer`), which commits everything that queued up while the
+//! previous commit ran in one transaction, and answers every waiting handler at once.
 
-use std::collections::HashMap;
-
-use anyhow::Context;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::OptionalExtension;
+use sqlx::SqlitePool;
 
 use super::{Conn, direct::Db};
 use crate::domain::now_ms;
-
-/// Most rows one commit takes; bounds the transaction's length and memory.
-const MAX_ROWS_PER_COMMIT: usize = 4096;
-/// Rows per INSERT statement: 5 bound values each stays well under SQLite's variable limit.
-const ROWS_PER_STATEMENT: usize = 400;
 
 /// One webhook event as it is kept: the raw JSON plus what the sweeper and metrics need.
 #[derive(Clone, Debug)]
@@ -38,108 +28,35 @@ pub struct InboxOutcome {
     pub duplicates: usize,
 }
 
-struct Request {
-    rows: Vec<NewInboxRow>,
-    done: oneshot::Sender<Result<InboxOutcome, String>>,
-}
-
-/// Handle to the writer task. Cloning is cheap; the task ends when every handle is dropped.
-#[derive(Clone)]
-pub struct InboxWriter {
-    tx: mpsc::Sender<Request>,
-}
-
-impl InboxWriter {
-    pub(super) fn start(pool: SqlitePool, gate: super::WriteGate) -> Self {
-        // Bounded, so a store that has stopped answering pushes back on the webhook handlers
-        // instead of growing memory without limit.
-        let (tx, rx) = mpsc::channel(8192);
-        tokio::spawn(run_writer(pool, gate, rx));
-        Self { tx }
-    }
-
-    /// Durably stores `rows`; returns once they are committed (or the commit failed).
-    pub async fn write(&self, rows: Vec<NewInboxRow>) -> anyhow::Result<InboxOutcome> {
-        let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Request { rows, done })
-            .await
-            .map_err(|_| anyhow::anyhow!("the inbox writer has stopped"))?;
-        answer
-            .await
-            .context("the inbox writer dropped the request")?
-            .map_err(|e| anyhow::anyhow!(e))
-    }
-}
-
-async fn run_writer(pool: SqlitePool, gate: super::WriteGate, mut rx: mpsc::Receiver<Request>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let mut rows = batch[0].rows.len();
-        while rows < MAX_ROWS_PER_COMMIT {
-            match rx.try_recv() {
-                Ok(next) => {
-                    rows += next.rows.len();
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
-        match commit(&pool, &gate, &batch).await {
-            Ok(inserted) => answer_all(batch, inserted),
-            Err(e) => {
-                let message = format!("{e:#}");
-                tracing::error!(error = %message, rows, "inbox commit failed");
-                for request in batch {
-                    let _ = request.done.send(Err(message.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// Gives each inserted id to the first row that carried its event id, in arrival order, so a
-/// redelivery racing its original inside one commit still counts as a duplicate.
-fn answer_all(batch: Vec<Request>, mut inserted: HashMap<String, i64>) {
-    for request in batch {
-        let mut outcome = InboxOutcome::default();
-        for row in &request.rows {
-            match inserted.remove(&row.webhook_event_id) {
-                Some(id) => outcome.new_ids.push(id),
-                None => outcome.duplicates += 1,
-            }
-        }
-        let _ = request.done.send(Ok(outcome));
-    }
-}
-
-async fn commit(
-    pool: &SqlitePool,
-    gate: &super::WriteGate,
-    batch: &[Request],
-) -> anyhow::Result<HashMap<String, i64>> {
-    let mut tx = gate.begin(pool).await.context("begin inbox commit")?;
+/// Stores a request's rows; an event id already stored (a redelivery, or a repeat inside
+/// the same request) is counted as a duplicate and left as it was.
+pub fn insert(db: &Db, rows: &[NewInboxRow]) -> rusqlite::Result<InboxOutcome> {
     let received_at = now_ms();
-    let mut inserted = HashMap::new();
-    let all: Vec<&NewInboxRow> = batch.iter().flat_map(|r| r.rows.iter()).collect();
-    for chunk in all.chunks(ROWS_PER_STATEMENT) {
-        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO webhook_inbox (webhook_event_id, event_type, event_timestamp, payload, received_at) ",
-        );
-        query.push_values(chunk, |mut b, row| {
-            b.push_bind(row.webhook_event_id.clone())
-                .push_bind(row.event_type.clone())
-                .push_bind(row.event_timestamp)
-                .push_bind(row.payload.clone())
-                .push_bind(received_at);
-        });
-        query.push(" ON CONFLICT (webhook_event_id) DO NOTHING RETURNING id, webhook_event_id");
-        for row in query.build().fetch_all(&mut *tx).await? {
-            inserted.insert(row.get::<String, _>(1), row.get::<i64, _>(0));
+    let mut statement = db.prepare_cached(
+        "INSERT INTO webhook_inbox (webhook_event_id, event_type, event_timestamp, payload, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (webhook_event_id) DO NOTHING RETURNING id",
+    )?;
+    let mut outcome = InboxOutcome::default();
+    for row in rows {
+        let id: Option<i64> = statement
+            .query_row(
+                rusqlite::params![
+                    row.webhook_event_id,
+                    row.event_type,
+                    row.event_timestamp,
+                    row.payload,
+                    received_at
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => outcome.new_ids.push(id),
+            None => outcome.duplicates += 1,
         }
     }
-    tx.commit().await.context("commit inbox rows")?;
-    Ok(inserted)
+    Ok(outcome)
 }
 
 /// A claimed inbox row, ready for the ingest worker.

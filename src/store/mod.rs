@@ -20,6 +20,7 @@ pub mod messages;
 pub mod sessions;
 pub mod settings;
 pub mod touches;
+pub mod writer;
 
 use std::{
     ops::{Deref, DerefMut},
@@ -36,16 +37,18 @@ use sqlx::{
 };
 
 pub use direct::{Db, direct, direct_with};
-pub use inbox::{InboxWriter, NewInboxRow};
+pub use inbox::NewInboxRow;
+pub use writer::Writer;
 
 /// The database executor type every store function takes.
 pub type Conn = sqlx::SqliteConnection;
 
-/// Handle to the store: the pool, the write gate, and the inbox's group-commit writer.
+/// Handle to the store: the pool, the write gate, and the group-commit writer.
 #[derive(Clone)]
 pub struct Store {
     pub pool: SqlitePool,
-    pub inbox: InboxWriter,
+    /// Where the hot paths' small write transactions go to be committed together.
+    pub writer: Writer,
     gate: WriteGate,
 }
 
@@ -76,6 +79,9 @@ pub fn unavailable_in(e: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<rusqlite::Error>()
                 .is_some_and(direct::unavailable)
+            || cause
+                .downcast_ref::<writer::CommitFailed>()
+                .is_some_and(|f| f.unavailable)
     })
 }
 
@@ -130,8 +136,8 @@ impl Store {
         let pool = connect(database_url, data_dir).await?;
         migrate(&pool).await?;
         let gate = WriteGate::default();
-        let inbox = InboxWriter::start(pool.clone(), gate.clone());
-        Ok(Self { pool, inbox, gate })
+        let writer = Writer::start(pool.clone(), gate.clone());
+        Ok(Self { pool, writer, gate })
     }
 
     /// Begins a write transaction in turn with every other writer of this process.

@@ -31,7 +31,7 @@ use crate::{
     domain::now_ms,
     line::{LineError, Sent},
     store::{
-        Db, contacts, direct, direct_with,
+        Db, contacts, direct,
         events::{self, EventKind},
         messages::{self, Claimed, NewOutgoing},
     },
@@ -62,8 +62,7 @@ pub fn queue_message(db: &Db, message: &NewOutgoing<'_>) -> rusqlite::Result<Opt
 
 /// The worker loop.
 pub async fn run(state: AppState) {
-    let rate = NonZeroU32::new(state.config.delivery_rate).unwrap_or(NonZeroU32::MIN);
-    let limiter = Arc::new(RateLimiter::direct(Quota::per_second(rate)));
+    let limiter = Arc::new(RateLimiter::direct(quota(state.config.delivery_rate)));
     let concurrency = state.config.delivery_concurrency;
     super::consume(state, Queue::Delivery, concurrency, move |state, id| {
         let limiter = limiter.clone();
@@ -80,6 +79,16 @@ struct Attempt {
     reply_token: Option<String>,
 }
 
+/// A token bucket that never lets more than `ceiling` calls into any one-second window
+/// (for a ceiling of 2 or more): governor's `per_second(n)` would allow a full burst of `n`
+/// on top of `n` a second. A small burst (1/40 of the ceiling) absorbs jitter; the refill
+/// rate is what is left.
+fn quota(ceiling: u32) -> Quota {
+    let burst = (ceiling / 40).max(1);
+    let refill = NonZeroU32::new(ceiling.saturating_sub(burst)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(refill).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
 /// One delivery attempt of message `id`, if it is due and not taken by someone else.
 pub async fn deliver(
     state: &AppState,
@@ -89,13 +98,16 @@ pub async fn deliver(
     // Long enough for a reply and a push fallback to time out, so the lease never expires
     // while we are still working on the message.
     let lease = (state.config.line_timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
-    let mut tx = state.store.write().await?;
-    // One transaction, one hop: claim, announce "sending", find the chat, and choose the API
-    // (taking a reply token if there is one) before any call is made.
-    let Some((attempt, ev)) = direct_with(&mut tx, |db| claim(db, id, lease)).await? else {
+    // One job of the group commit: claim, announce "sending", find the chat, and choose the
+    // API (taking a reply token if there is one) before any call is made.
+    let Some((attempt, ev)) = state
+        .store
+        .writer
+        .run(move |db| claim(db, id, lease))
+        .await?
+    else {
         return Ok(());
     };
-    tx.commit().await?;
     publish(state, ev).await;
 
     let message: Value =
@@ -214,10 +226,13 @@ async fn finish(
     claimed: &Claimed,
     outcome: Result<(&'static str, Sent), Failed>,
 ) -> anyhow::Result<()> {
-    let policy = &state.config.retry;
-    let mut tx = state.store.write().await?;
-    let (ev, retry_in) = direct_with(&mut tx, |db| settle(db, policy, claimed, outcome)).await?;
-    tx.commit().await?;
+    let policy = state.config.retry.clone();
+    let job = claimed.clone();
+    let (ev, retry_in) = state
+        .store
+        .writer
+        .run(move |db| settle(db, &policy, &job, outcome))
+        .await?;
     publish(state, ev).await;
     if let Some(delay) = retry_in {
         state
@@ -330,5 +345,28 @@ async fn publish(state: &AppState, event_id: i64) {
             error = format!("{e:#}"),
             "notice not published; the hub polls"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_second_can_hold_more_calls_than_the_ceiling() {
+        for ceiling in [2, 3, 40, 100, 1500, 2000] {
+            let q = quota(ceiling);
+            let refills_in_a_second =
+                Duration::from_secs(1).as_nanos() / q.replenish_interval().as_nanos();
+            let most = u128::from(q.burst_size().get()) + refills_in_a_second;
+            assert!(
+                most <= u128::from(ceiling),
+                "ceiling {ceiling}: up to {most} in a second"
+            );
+            assert!(
+                most >= u128::from(ceiling) * 9 / 10,
+                "ceiling {ceiling}: only {most}"
+            );
+        }
     }
 }

@@ -14,13 +14,12 @@ use serde_json::json;
 
 use super::profiles;
 use crate::{
-    domain::now_ms,
     app::AppState,
     bus::Queue,
+    domain::now_ms,
     line::webhook::{
         ContentProvider, Event, EventKind, Message, MessageContent, Mode, Source, parse_event,
     },
-    store::direct_with,
     store::{
         Db,
         contacts::{self, ContactKind},
@@ -165,12 +164,15 @@ async fn apply_batch(state: &AppState, ids: &[i64]) -> anyhow::Result<Effects> {
         None => state.config.welcome_message.clone(),
     };
     let ctx = Ctx { welcome };
-    let mut tx = state.store.write().await.context("begin ingest")?;
-    // The whole batch is one `direct` block: one hop to the connection's thread instead of
-    // one per statement (about ten per event).
-    let effects = direct_with(&mut tx, |db| apply_rows(db, ids, &ctx)).await?;
-    tx.commit().await.context("commit ingest")?;
-    Ok(effects)
+    // The whole batch is one job of the group commit (so it shares its fsync with the
+    // webhooks acknowledged meanwhile), and its statements run in one hop.
+    let ids = ids.to_vec();
+    state
+        .store
+        .writer
+        .run(move |db| apply_rows(db, &ids, &ctx))
+        .await
+        .context("ingest")
 }
 
 fn apply_rows(db: &Db, ids: &[i64], ctx: &Ctx) -> anyhow::Result<Effects> {

@@ -130,6 +130,7 @@ fn failed(out: &Value) -> Option<String> {
         "webhook_errors",
         "missing",
         "spec_violations",
+        "over_ceiling",
     ] {
         if let Some(n) = out[key].as_u64().filter(|n| *n > 0) {
             return Some(format!("{key}: {n}"));

@@ -18,6 +18,10 @@ pub const TOKEN: &str = "bench-access-token";
 pub const AGENT: &str = "bench";
 const PASSWORD: &str = "bench-password-0123";
 
+/// The ceiling on LINE send calls per second the server is started with: LINE's own limit
+/// for a channel (linechat's default, 1,500, leaves headroom for other senders).
+pub const DELIVERY_RATE: u64 = 2000;
+
 pub struct Server {
     child: Child,
     exe: PathBuf,
@@ -75,6 +79,7 @@ impl Server {
             ("LINE_DATA_API_BASE", line_base.to_owned()),
             ("LINECHAT_WELCOME_MESSAGE", String::new()),
             ("RUST_LOG", "warn".to_owned()),
+            ("LINECHAT_DELIVERY_RATE", DELIVERY_RATE.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

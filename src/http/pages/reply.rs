@@ -91,22 +91,28 @@ pub(super) async fn queue_from_desk(
         .await?
         .ok_or(AppError::NotFound)?;
     let client_key = format!("desk:{}:{}", agent.agent.id, nonce);
-    let mut tx = state.store.write().await?;
-    let queued = direct(&mut tx, |db| {
-        queue_message(
-            db,
-            &NewOutgoing {
-                conversation_id,
-                kind: message.kind,
-                body: message.body,
-                text: message.text,
-                agent_id: Some(agent.agent.id),
-                client_key: Some(&client_key),
-            },
-        )
-    })
-    .await?;
-    tx.commit().await?;
+    // A job of the group commit, so replies posted at once share their fsync.
+    let (kind, body) = (message.kind.to_owned(), message.body.to_owned());
+    let text = message.text.map(str::to_owned);
+    let (agent_id, key) = (agent.agent.id, client_key.clone());
+    let queued = state
+        .store
+        .writer
+        .run(move |db| {
+            Ok(queue_message(
+                db,
+                &NewOutgoing {
+                    conversation_id,
+                    kind: &kind,
+                    body: &body,
+                    text: text.as_deref(),
+                    agent_id: Some(agent_id),
+                    client_key: Some(&key),
+                },
+            )?)
+        })
+        .await
+        .map_err(AppError::store)?;
     let (id, event_id) = match queued {
         Some((id, event_id)) => (id, Some(event_id)),
         // A double submit: answer with the message the first one stored.
