@@ -65,7 +65,7 @@ impl FromRequestParts<AppState> for Agent {
         let Some(id) = id else {
             return Err(to_login(parts));
         };
-        let agent = agents::active_by_id(&state.store.pool, id)
+        let agent = agents::active_by_id(&state.store, id)
             .await
             .map_err(|e| AppError::from(e).into_response())?;
         let epoch: i64 = session
@@ -91,7 +91,7 @@ impl FromRequestParts<AppState> for Agent {
 /// gets nothing more even on a connection opened before.
 pub async fn still_signed_in(state: &AppState, agent: &agents::Agent) -> bool {
     matches!(
-        agents::active_by_id(&state.store.pool, agent.id).await,
+        agents::active_by_id(&state.store, agent.id).await,
         Ok(Some(now)) if now.session_epoch == agent.session_epoch
     )
 }
@@ -124,7 +124,7 @@ pub async fn agent_language(
     let wordless = path.starts_with("/assets/") || path == "/line/webhook";
     if !wordless
         && let Ok(Some(id)) = session.get::<i64>(AGENT_KEY).await
-        && let Ok(Some(code)) = agents::language(&state.store.pool, id).await
+        && let Ok(Some(code)) = agents::language(&state.store, id).await
         && let Some(lang) = Lang::from_code(&code)
     {
         request.extensions_mut().insert(crate::i18n::Chosen(lang));
@@ -333,7 +333,7 @@ async fn create_first_admin(
             };
         }
     };
-    let agent = agents::active_by_id(&state.store.pool, id)
+    let agent = agents::active_by_id(&state.store, id)
         .await?
         .ok_or(AppError::NotFound)?;
     start_session(&session, &agent, state.config.session_idle).await?;

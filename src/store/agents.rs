@@ -136,12 +136,24 @@ pub async fn by_username(pool: &SqlitePool, username: &str) -> sqlx::Result<Opti
         .await
 }
 
-/// An active agent by id (a deactivated agent's session stops working at once).
-pub async fn active_by_id(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Agent>> {
-    sqlx::query_as("SELECT * FROM agents WHERE id = ? AND active = 1")
+/// An active agent by id (a deactivated agent's session stops working at once). Every
+/// signed-in request asks, several times (the language, the session's agent, a held live
+/// request before each answer), so found agents are kept in the store's memory; every
+/// change to an agent made through this module forgets it on commit, and nothing else in
+/// this process changes agents. The cache's short life bounds what another process (the
+/// CLI only adds agents) could leave stale.
+pub async fn active_by_id(store: &Store, id: i64) -> sqlx::Result<Option<Agent>> {
+    if let Some(agent) = store.agents.get(&id) {
+        return Ok(Some(agent));
+    }
+    let agent: Option<Agent> = sqlx::query_as("SELECT * FROM agents WHERE id = ? AND active = 1")
         .bind(id)
-        .fetch_optional(pool)
-        .await
+        .fetch_optional(&store.pool)
+        .await?;
+    if let Some(agent) = &agent {
+        store.agents.insert(id, agent.clone());
+    }
+    Ok(agent)
 }
 
 pub async fn count(pool: &SqlitePool) -> sqlx::Result<i64> {
@@ -176,7 +188,7 @@ pub async fn set_active(store: &Store, id: i64, active: bool) -> Result<(), Chan
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    settle(tx, n, id).await
+    settle(store, tx, n, id).await
 }
 
 /// Changes an agent's role. Demoting the last active admin is refused.
@@ -192,13 +204,19 @@ pub async fn set_role(store: &Store, id: i64, role: Role) -> Result<(), ChangeEr
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    settle(tx, n, id).await
+    settle(store, tx, n, id).await
 }
 
 /// Commits a guarded update, or says why it matched nothing.
-async fn settle(mut tx: super::WriteTx, updated: u64, id: i64) -> Result<(), ChangeError> {
+async fn settle(
+    store: &Store,
+    mut tx: super::WriteTx,
+    updated: u64,
+    id: i64,
+) -> Result<(), ChangeError> {
     if updated == 1 {
         tx.commit().await?;
+        store.agents.invalidate(&id);
         return Ok(());
     }
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM agents WHERE id = ?")
@@ -226,6 +244,7 @@ pub async fn set_password(store: &Store, id: i64, password_hash: &str) -> Result
     .await?;
     let epoch = epoch.ok_or(ChangeError::NotFound)?;
     tx.commit().await?;
+    store.agents.invalidate(&id);
     Ok(epoch)
 }
 
@@ -237,15 +256,12 @@ pub async fn set_language(store: &Store, id: i64, language: Option<&str>) -> sql
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await
+    tx.commit().await?;
+    store.agents.invalidate(&id);
+    Ok(())
 }
 
 /// The language an agent chose, if any (read on every signed-in request).
-pub async fn language(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<String>> {
-    let lang: Option<Option<String>> =
-        sqlx::query_scalar("SELECT language FROM agents WHERE id = ? AND active = 1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(lang.flatten())
+pub async fn language(store: &Store, id: i64) -> sqlx::Result<Option<String>> {
+    Ok(active_by_id(store, id).await?.and_then(|a| a.language))
 }

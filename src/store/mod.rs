@@ -49,6 +49,8 @@ pub struct Store {
     pub pool: SqlitePool,
     /// Where the hot paths' small write transactions go to be committed together.
     pub writer: Writer,
+    /// Active agents by id (see `agents::active_by_id`).
+    agents: moka::sync::Cache<i64, agents::Agent>,
     gate: WriteGate,
 }
 
@@ -137,7 +139,16 @@ impl Store {
         migrate(&pool).await?;
         let gate = WriteGate::default();
         let writer = Writer::start(pool.clone(), gate.clone());
-        Ok(Self { pool, writer, gate })
+        let agents = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(Duration::from_secs(5))
+            .build();
+        Ok(Self {
+            pool,
+            writer,
+            agents,
+            gate,
+        })
     }
 
     /// Begins a write transaction in turn with every other writer of this process.

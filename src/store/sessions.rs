@@ -4,7 +4,11 @@
 //! so the two cannot share a pool. The table is tiny and the store is four statements.
 //!
 //! What the session holds (the signed-in agent's id, the CSRF token) is decided in
-//! `http::auth`; this module only persists records.
+//! `http::auth`; this module only persists records. Every signed-in request loads its
+//! session, and live clients come back every few seconds (a long-poll answers each event), so
+//! records are also kept in memory: every write of a session goes through this store, which
+//! updates the memory after its commit, so a hit is as good as the table. (The table stays the
+//! record: sessions survive a restart.)
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -21,6 +25,8 @@ use crate::domain::now_ms;
 #[derive(Clone)]
 pub struct SqliteSessionStore {
     store: Store,
+    /// Records as last committed, by id.
+    recent: moka::sync::Cache<Id, Record>,
 }
 
 impl std::fmt::Debug for SqliteSessionStore {
@@ -31,7 +37,11 @@ impl std::fmt::Debug for SqliteSessionStore {
 
 impl SqliteSessionStore {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        let recent = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_idle(std::time::Duration::from_secs(15 * 60))
+            .build();
+        Self { store, recent }
     }
 
     /// Removes every expired session; run now and then (sign-in does).
@@ -43,6 +53,9 @@ impl SqliteSessionStore {
             .await?
             .rows_affected();
         tx.commit().await?;
+        if n > 0 {
+            self.recent.invalidate_all();
+        }
         Ok(n)
     }
 }
@@ -75,7 +88,9 @@ impl SessionStore for SqliteSessionStore {
             .map_err(backend)?
             .rows_affected();
             if inserted == 1 {
-                return tx.commit().await.map_err(backend);
+                tx.commit().await.map_err(backend)?;
+                self.recent.insert(record.id, record.clone());
+                return Ok(());
             }
             record.id = Id::default();
         }
@@ -94,10 +109,19 @@ impl SessionStore for SqliteSessionStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.recent.insert(record.id, record.clone());
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        if let Some(record) = self.recent.get(id) {
+            if record.expiry_date > OffsetDateTime::now_utc() {
+                return Ok(Some(record));
+            }
+            self.recent.invalidate(id);
+            return Ok(None);
+        }
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT data, expires_at FROM sessions WHERE id = ? AND expires_at > ?")
                 .bind(id.to_string())
@@ -111,11 +135,13 @@ impl SessionStore for SqliteSessionStore {
         let expiry_date =
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires_at) * 1_000_000)
                 .map_err(|e| Error::Decode(e.to_string()))?;
-        Ok(Some(Record {
+        let record = Record {
             id: *id,
             data: serde_json::from_str(&data).map_err(|e| Error::Decode(e.to_string()))?,
             expiry_date,
-        }))
+        };
+        self.recent.insert(*id, record.clone());
+        Ok(Some(record))
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
@@ -125,7 +151,9 @@ impl SessionStore for SqliteSessionStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.recent.invalidate(id);
+        Ok(())
     }
 }
 

@@ -49,7 +49,6 @@ async fn assign(
     Path(id): Path<i64>,
     Form(form): Form<AssignForm>,
 ) -> Result<Response> {
-    let pool = &state.store.pool;
     let assignee = match form.assignee.trim() {
         "" => None,
         "me" => Some(agent.agent.id),
@@ -57,7 +56,7 @@ async fn assign(
             let id: i64 = other
                 .parse()
                 .map_err(|_| AppError::Invalid("unknown agent".into()))?;
-            let found = agents::active_by_id(pool, id).await?;
+            let found = agents::active_by_id(&state.store, id).await?;
             Some(found.ok_or(AppError::Invalid("unknown agent".into()))?.id)
         }
     };

@@ -181,8 +181,15 @@ async fn retry_message(
         })
         .await?;
         tx.commit().await?;
+        // Read before the worker hears of it, so the answer shows the row as queued again
+        // (as `send_reply` does); what happens next arrives through the live channel.
+        let queued = messages::get(&state.store.pool, id)
+            .await?
+            .ok_or(AppError::NotFound)?;
         announce(&state, id, event_id).await;
+        return Ok(message_row(lang, &queued, None).into_response());
     }
+    drop(tx);
     let message = messages::get(&state.store.pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
