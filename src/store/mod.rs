@@ -180,6 +180,10 @@ pub async fn connect(database_url: &str, data_dir: &Path) -> anyhow::Result<Sqli
         .synchronous(SqliteSynchronous::Full)
         // SQLite allows one writer at a time; others wait this long instead of failing.
         .busy_timeout(Duration::from_secs(5))
+        // Savepoints (one per job of the group commit) keep the pages they change in a
+        // sub-journal; in a temporary file, that was a write syscall per page and a fifth of
+        // the server's CPU at 5,000 webhooks/s. It is only needed until the savepoint ends.
+        .pragma("temp_store", "MEMORY")
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
