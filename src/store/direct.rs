@@ -12,9 +12,17 @@ use std::ops::Deref;
 
 use super::Conn;
 
-/// What the statements of a `direct` block run on: a rusqlite view of the borrowed handle
-/// (it does not own it, so dropping it never closes sqlx's connection).
+/// What store statements run on: in a `direct` block, a rusqlite view of sqlx's borrowed
+/// handle (it does not own it, so dropping it never closes sqlx's connection); in the
+/// group-commit writer, the writer's own connection.
 pub struct Db(rusqlite::Connection);
+
+impl Db {
+    /// A connection of our own.
+    pub(super) fn own(connection: rusqlite::Connection) -> Self {
+        Self(connection)
+    }
+}
 
 impl Deref for Db {
     type Target = rusqlite::Connection;
@@ -30,14 +38,6 @@ pub async fn direct<T>(
     conn: &mut Conn,
     f: impl FnOnce(&Db) -> rusqlite::Result<T>,
 ) -> sqlx::Result<T> {
-    direct_with(conn, |db| f(db).map_err(into_sqlx)).await
-}
-
-/// `direct` for a block with errors of its own (which must take sqlx's).
-pub async fn direct_with<T, E>(conn: &mut Conn, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
-where
-    E: From<sqlx::Error>,
-{
     let mut handle = conn.lock_handle().await?;
     // SAFETY: the handle is locked for us: sqlx's worker thread waits on that lock and uses
     // the connection again only after `handle` is dropped, below, after `db` is. sqlx opens
@@ -47,7 +47,7 @@ where
     let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
         .map_err(into_sqlx)?;
     let db = Db(db);
-    let out = f(&db);
+    let out = f(&db).map_err(into_sqlx);
     drop(db);
     drop(handle);
     out

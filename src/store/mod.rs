@@ -36,7 +36,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use direct::{Db, direct, direct_with};
+pub use direct::{Db, direct};
 pub use inbox::NewInboxRow;
 pub use writer::Writer;
 
@@ -111,6 +111,13 @@ impl WriteGate {
     }
 }
 
+impl WriteGate {
+    /// The turn for a writer on a thread outside the runtime (the group-commit writer).
+    pub(crate) fn blocking_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0.blocking_lock()
+    }
+}
+
 impl WriteTx {
     pub async fn commit(self) -> sqlx::Result<()> {
         self.tx.commit().await
@@ -138,7 +145,7 @@ impl Store {
         let pool = connect(database_url, data_dir).await?;
         migrate(&pool).await?;
         let gate = WriteGate::default();
-        let writer = Writer::start(pool.clone(), gate.clone());
+        let writer = Writer::start(pool.connect_options().get_filename(), gate.clone())?;
         let agents = moka::sync::Cache::builder()
             .max_capacity(10_000)
             .time_to_live(Duration::from_secs(5))

@@ -9,15 +9,24 @@
 //! gets its own error), commits once, and only then answers every job — nobody hears "done"
 //! before the data is on disk.
 //!
-//! Jobs are synchronous closures over `Db` (they run inside one `direct` block), so a job can
-//! never wait for something that waits for the writer.
+//! The writer is a thread of its own with its own SQLite connection: a batch costs one wake-up
+//! of that thread, where going through sqlx cost a round trip to the connection's thread for
+//! the BEGIN, the statements and the COMMIT each (on these VMs a thread wake-up, not SQL, was
+//! the largest cost left; see docs/BENCHMARKS.md). Jobs are synchronous closures over `Db`, so
+//! a job can never wait for something that waits for the writer. The thread takes the store's
+//! write gate for each transaction, in turn with the other (sqlx) writers of the process.
 
-use std::any::Any;
+use std::{
+    any::Any,
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::Path,
+    time::Duration,
+};
 
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Db, WriteGate, direct_with};
+use super::{Db, WriteGate};
 
 /// Most jobs one commit takes; bounds the transaction's length and the writer's turn.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
@@ -37,12 +46,17 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(pool: sqlx::SqlitePool, gate: WriteGate) -> Self {
+    /// Opens the writer's connection to the database file and starts its thread.
+    pub(super) fn start(file: &Path, gate: WriteGate) -> anyhow::Result<Self> {
+        let db = open(file)?;
         // Bounded, so a store that has stopped answering pushes back on its callers instead
         // of growing memory without limit.
         let (jobs, rx) = mpsc::channel(8192);
-        tokio::spawn(run(pool, gate, rx));
-        Self { jobs }
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(&db, &gate, rx))
+            .context("cannot start the store's writer thread")?;
+        Ok(Self { jobs })
     }
 
     /// Runs `f` in the next group commit; returns its result once that commit is durable.
@@ -68,11 +82,31 @@ impl Writer {
     }
 }
 
-async fn run(pool: sqlx::SqlitePool, gate: WriteGate, mut rx: mpsc::Receiver<Job>) {
+/// The writer's own connection, set up as `store::connect` sets up the pool's.
+fn open(file: &Path) -> anyhow::Result<Db> {
+    let db = rusqlite::Connection::open(file)
+        .with_context(|| format!("cannot open the database at {}", file.display()))?;
+    db.busy_timeout(Duration::from_secs(5))?;
+    for (pragma, value) in [
+        ("journal_mode", "wal"),
+        ("synchronous", "full"),
+        ("foreign_keys", "on"),
+        ("temp_store", "memory"),
+    ] {
+        db.pragma_update(None, pragma, value)
+            .with_context(|| format!("cannot set {pragma} on the writer's connection"))?;
+    }
+    Ok(Db::own(db))
+}
+
+fn run(db: &Db, gate: &WriteGate, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, MAX_JOBS_PER_COMMIT).await > 0 {
+    while rx.blocking_recv_many(&mut batch, MAX_JOBS_PER_COMMIT) > 0 {
         let jobs = std::mem::take(&mut batch);
-        match commit(&pool, &gate, jobs).await {
+        let turn = gate.blocking_turn();
+        let outcome = commit(db, jobs);
+        drop(turn);
+        match outcome {
             Ok(answered) => {
                 for (done, out) in answered {
                     let _ = done.send(out);
@@ -101,61 +135,54 @@ pub struct CommitFailed {
     pub unavailable: bool,
 }
 
-type Answered = Vec<(
-    oneshot::Sender<anyhow::Result<Output>>,
-    anyhow::Result<Output>,
-)>;
+type Answered = Vec<(oneshot::Sender<anyhow::Result<Output>>, anyhow::Result<Output>)>;
 type Refused = (anyhow::Error, Vec<oneshot::Sender<anyhow::Result<Output>>>);
 
 /// One transaction for all `jobs`. On success, each job's sender with its own outcome; on a
-/// failed begin, run or commit, the error and every sender.
-async fn commit(
-    pool: &sqlx::SqlitePool,
-    gate: &WriteGate,
-    jobs: Vec<Job>,
-) -> Result<Answered, Refused> {
-    let mut tx = match gate.begin(pool).await {
-        Ok(tx) => tx,
-        Err(e) => {
-            let error = anyhow::Error::new(e).context("begin group commit");
-            return Err((error, jobs.into_iter().map(|j| j.done).collect()));
-        }
-    };
-    let (ran, failed) = direct_with(&mut tx, move |db| {
-        let mut ran: Answered = Vec::with_capacity(jobs.len());
-        let mut iter = jobs.into_iter();
-        for job in iter.by_ref() {
-            match run_one(db, job.run) {
-                Ok(out) => ran.push((job.done, out)),
-                Err(e) => {
-                    // The savepoint could not be made or undone: the transaction is unusable.
-                    let mut waiting: Vec<_> = ran.into_iter().map(|(done, _)| done).collect();
-                    waiting.push(job.done);
-                    waiting.extend(iter.map(|j| j.done));
-                    return Ok::<_, sqlx::Error>((Vec::new(), Some((e, waiting))));
-                }
+/// failed begin, savepoint or commit, the error and every sender (nothing was kept).
+fn commit(db: &Db, jobs: Vec<Job>) -> Result<Answered, Refused> {
+    let all = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.done).collect::<Vec<_>>();
+    if let Err(e) = db.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
+        return Err((anyhow::Error::new(e).context("begin group commit"), all(jobs)));
+    }
+    let mut ran: Answered = Vec::with_capacity(jobs.len());
+    let mut iter = jobs.into_iter();
+    while let Some(job) = iter.next() {
+        match run_one(db, job.run) {
+            Ok(out) => ran.push((job.done, out)),
+            Err(e) => {
+                // A savepoint could not be made or undone: the transaction is unusable.
+                rollback(db);
+                let mut waiting: Vec<_> = ran.into_iter().map(|(done, _)| done).collect();
+                waiting.push(job.done);
+                waiting.extend(iter.map(|j| j.done));
+                return Err((e, waiting));
             }
         }
-        Ok((ran, None))
-    })
-    .await
-    .map_err(|e| (anyhow::Error::new(e).context("group commit"), Vec::new()))?;
-    if let Some(refused) = failed {
-        return Err(refused);
     }
-    match tx.commit().await {
-        Ok(()) => Ok(ran),
-        Err(e) => Err((
-            anyhow::Error::new(e).context("commit"),
-            ran.into_iter().map(|(done, _)| done).collect(),
-        )),
+    if let Err(e) = db.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
+        rollback(db);
+        let waiting = ran.into_iter().map(|(done, _)| done).collect();
+        return Err((anyhow::Error::new(e).context("commit"), waiting));
+    }
+    Ok(ran)
+}
+
+/// Ends a transaction that could not be committed (SQLite may have ended it already).
+fn rollback(db: &Db) {
+    if !db.is_autocommit()
+        && let Err(e) = db.execute_batch("ROLLBACK")
+    {
+        tracing::error!(error = %e, "cannot roll back a failed group commit");
     }
 }
 
 /// Runs one job in a savepoint: its outcome, or an error about the savepoint itself.
 fn run_one(db: &Db, run: Run) -> anyhow::Result<anyhow::Result<Output>> {
     db.prepare_cached("SAVEPOINT job")?.execute([])?;
-    let out = run(db);
+    // A job that panics fails alone, like one that returns an error; the writer goes on.
+    let out = catch_unwind(AssertUnwindSafe(|| run(db)))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("a store job panicked")));
     if out.is_err() {
         db.prepare_cached("ROLLBACK TO job")?.execute([])?;
     }
