@@ -135,15 +135,24 @@ pub struct CommitFailed {
     pub unavailable: bool,
 }
 
-type Answered = Vec<(oneshot::Sender<anyhow::Result<Output>>, anyhow::Result<Output>)>;
+type Answered = Vec<(
+    oneshot::Sender<anyhow::Result<Output>>,
+    anyhow::Result<Output>,
+)>;
 type Refused = (anyhow::Error, Vec<oneshot::Sender<anyhow::Result<Output>>>);
 
 /// One transaction for all `jobs`. On success, each job's sender with its own outcome; on a
 /// failed begin, savepoint or commit, the error and every sender (nothing was kept).
 fn commit(db: &Db, jobs: Vec<Job>) -> Result<Answered, Refused> {
     let all = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.done).collect::<Vec<_>>();
-    if let Err(e) = db.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
-        return Err((anyhow::Error::new(e).context("begin group commit"), all(jobs)));
+    if let Err(e) = db
+        .prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+    {
+        return Err((
+            anyhow::Error::new(e).context("begin group commit"),
+            all(jobs),
+        ));
     }
     let mut ran: Answered = Vec::with_capacity(jobs.len());
     let mut iter = jobs.into_iter();
