@@ -150,6 +150,15 @@ pub struct Conversation {
     pub in_count: i64,
 }
 
+/// The LINE id of a conversation's chat (the user, group or room messages are sent to).
+pub fn chat_line_id(db: &Db, conversation_id: i64) -> rusqlite::Result<String> {
+    db.prepare_cached(
+        "SELECT contacts.line_id FROM conversations JOIN contacts ON contacts.id = conversations.contact_id
+         WHERE conversations.id = ?1",
+    )?
+    .query_row([conversation_id], |r| r.get(0))
+}
+
 /// Finds or creates the conversation of a chat contact.
 pub fn ensure_conversation(db: &Db, contact_id: i64, at: i64) -> rusqlite::Result<i64> {
     db.prepare_cached(

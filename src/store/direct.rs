@@ -55,7 +55,7 @@ pub async fn direct<T>(
 
 /// A rusqlite error as sqlx reports a database error: SQLite's extended code in `code()`,
 /// so `store::unavailable` and constraint checks read it the same way.
-pub fn into_sqlx(e: rusqlite::Error) -> sqlx::Error {
+fn into_sqlx(e: rusqlite::Error) -> sqlx::Error {
     match e {
         rusqlite::Error::SqliteFailure(failure, message) => {
             sqlx::Error::Database(Box::new(SqliteFailure {
@@ -115,12 +115,10 @@ impl sqlx::error::DatabaseError for SqliteFailure {
 }
 
 /// Whether a rusqlite error says the store cannot take writes right now (see
-/// `store::unavailable`): BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+/// `store::unavailable`).
 pub fn unavailable(e: &rusqlite::Error) -> bool {
     match e {
-        rusqlite::Error::SqliteFailure(err, _) => {
-            matches!(err.extended_code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
-        }
+        rusqlite::Error::SqliteFailure(err, _) => super::unavailable_code(err.extended_code),
         _ => false,
     }
 }

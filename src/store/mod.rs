@@ -3,9 +3,9 @@
 //! Every SQL statement of the crate lives under this module, a file per table group. Functions
 //! take an executor (`&mut SqliteConnection`, usually a transaction) so callers can group
 //! several writes in one commit, or — the writes of the hot paths — a `Db`, the connection's
-//! handle borrowed by `direct`, so a whole batch of statements costs one hop to sqlx's thread.
-//! `Store` is the cheap-to-clone handle that owns the pool and the group-commit writer of the
-//! webhook inbox.
+//! handle borrowed by `direct` or the group-commit writer's own connection (`writer`), so a
+//! whole batch of statements costs one hop. `Store` is the cheap-to-clone handle that owns
+//! the pool, the write gate and the writer.
 //!
 //! The SQL is kept portable (integer epoch-ms times, TEXT states, `RETURNING`,
 //! `ON CONFLICT … DO NOTHING`) so a PostgreSQL backend can be added without rewriting it.
@@ -64,14 +64,18 @@ pub fn unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        // SQLite's primary result codes (the low byte of an extended code): BUSY, LOCKED,
-        // READONLY, IOERR, FULL, CANTOPEN.
         sqlx::Error::Database(d) => d
             .code()
             .and_then(|c| c.parse::<i32>().ok())
-            .is_some_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14)),
+            .is_some_and(unavailable_code),
         _ => false,
     }
+}
+
+/// Whether an SQLite result code (primary or extended) is one of BUSY, LOCKED, READONLY,
+/// IOERR, FULL, CANTOPEN: the store, not the statement, is at fault.
+pub(crate) fn unavailable_code(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
 }
 
 /// `unavailable` for an error with context around it.
@@ -109,9 +113,7 @@ impl WriteGate {
         let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _turn: turn })
     }
-}
 
-impl WriteGate {
     /// The turn for a writer on a thread outside the runtime (the group-commit writer).
     pub(crate) fn blocking_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.0.blocking_lock()

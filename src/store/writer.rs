@@ -4,7 +4,7 @@
 //! rewrites the pages it touched. Webhook acks, ingest batches, delivery claims and outcomes,
 //! and queued replies are each a few statements; committed one by one they spend most of their
 //! time in commits, each waiting for the previous one. So they are *jobs*: a closure of
-//! statements handed to one writer task, which takes every job that queued up while the
+//! statements handed to one writer, which takes every job that queued up while the
 //! previous commit ran, runs each inside a savepoint (a failing job is rolled back alone and
 //! gets its own error), commits once, and only then answers every job — nobody hears "done"
 //! before the data is on disk.
@@ -39,7 +39,7 @@ struct Job {
     done: oneshot::Sender<anyhow::Result<Output>>,
 }
 
-/// Handle to the writer task. Cloning is cheap; the task ends when every handle is dropped.
+/// Handle to the writer. Cloning is cheap; its thread ends when every handle is dropped.
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,

@@ -31,7 +31,7 @@ use crate::{
     domain::now_ms,
     line::{LineError, Sent},
     store::{
-        Db, contacts, direct,
+        Db, contacts,
         events::{self, EventKind},
         messages::{self, Claimed, NewOutgoing},
     },
@@ -121,12 +121,7 @@ fn claim(db: &Db, id: i64, lease: i64) -> anyhow::Result<Option<(Attempt, i64)>>
         return Ok(None);
     };
     let ev = status_event(db, &claimed, "sending", None)?;
-    let chat_id: String = db
-        .prepare_cached(
-            "SELECT contacts.line_id FROM conversations JOIN contacts ON contacts.id = conversations.contact_id
-             WHERE conversations.id = ?1",
-        )?
-        .query_row([claimed.conversation_id], |r| r.get(0))
+    let chat_id = contacts::chat_line_id(db, claimed.conversation_id)
         .context("finding the chat of a message")?;
     // `via` is already set only when an earlier attempt chose it; a first attempt takes the
     // conversation's fresh reply token if it has one, and records the choice before the call.
@@ -204,9 +199,12 @@ async fn call(
             Err(e) if outcome_unknown(&e) => return Ok(Err(reply_unknown(&e))),
             Err(e) if !e.is_retryable() => {
                 tracing::debug!(message_id = claimed.id, error = %e, "reply token refused; pushing instead");
-                let mut tx = state.store.write().await?;
-                direct(&mut tx, |db| messages::set_via(db, claimed.id, "push")).await?;
-                tx.commit().await?;
+                let id = claimed.id;
+                state
+                    .store
+                    .writer
+                    .run(move |db| Ok(messages::set_via(db, id, "push")?))
+                    .await?;
             }
             // A 429: LINE did nothing; the retry pushes (the token is spent).
             Err(e) => return Ok(Err(Failed::Line(e))),

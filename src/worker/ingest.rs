@@ -123,6 +123,17 @@ struct Effects {
 }
 
 impl Effects {
+    /// Asks for a contact's profile after the commit, if it is due.
+    fn profile_if_due(
+        &mut self,
+        seen: contacts::Seen,
+        job: impl FnOnce(i64) -> profiles::ProfileJob,
+    ) {
+        if profiles::due(seen.profile_fetched_at, self.now) {
+            self.profiles.push(job(seen.id));
+        }
+    }
+
     async fn dispatch(self, state: &AppState) {
         for (queue, ids) in [
             (Queue::Delivery, self.deliveries),
@@ -228,20 +239,17 @@ fn apply(db: &Db, event: &Event, ctx: &Ctx, fx: &mut Effects) -> anyhow::Result<
     let contact = contacts::upsert(db, chat_id, chat_kind, at)?;
     let contact_id = contact.id;
     let conversation_id = contacts::ensure_conversation(db, contact_id, at)?;
-    if profiles::due(contact.profile_fetched_at, fx.now) {
-        fx.profiles
-            .push(profiles::ProfileJob::chat(contact_id, chat_id, chat_kind));
-    }
+    fx.profile_if_due(contact, |id| {
+        profiles::ProfileJob::chat(id, chat_id, chat_kind)
+    });
     let sender_contact_id = match (chat_kind, source.sender_id()) {
         (ContactKind::User, _) => Some(contact_id),
         (_, Some(user_id)) => {
             let member = contacts::upsert(db, user_id, ContactKind::User, at)?;
             contacts::join_member(db, conversation_id, member.id, at)?;
-            if profiles::due(member.profile_fetched_at, fx.now) {
-                fx.profiles.push(profiles::ProfileJob::member(
-                    member.id, user_id, chat_id, chat_kind,
-                ));
-            }
+            fx.profile_if_due(member, |id| {
+                profiles::ProfileJob::member(id, user_id, chat_id, chat_kind)
+            });
             Some(member.id)
         }
         _ => None,
@@ -336,11 +344,9 @@ fn apply(db: &Db, event: &Event, ctx: &Ctx, fx: &mut Effects) -> anyhow::Result<
                 let id = member.id;
                 if joined {
                     contacts::join_member(db, conversation_id, id, at)?;
-                    if profiles::due(member.profile_fetched_at, fx.now) {
-                        fx.profiles.push(profiles::ProfileJob::member(
-                            id, user_id, chat_id, chat_kind,
-                        ));
-                    }
+                    fx.profile_if_due(member, |id| {
+                        profiles::ProfileJob::member(id, user_id, chat_id, chat_kind)
+                    });
                 } else {
                     contacts::leave_member(db, conversation_id, id, at)?;
                 }

@@ -12,8 +12,8 @@ use crate::{
     bus::Queue,
     domain::now_ms,
     line::{Content, LineError},
-    store::direct,
     store::{
+        direct,
         events::{self, EventKind},
         messages,
     },

@@ -11,9 +11,9 @@ use serde_json::json;
 use crate::{
     app::AppState,
     domain::now_ms,
-    store::direct,
     store::{
         contacts::{self, ContactKind, Profile},
+        direct,
         events::{self, EventKind},
     },
 };

@@ -21,10 +21,10 @@ use crate::{
     error::{AppError, Result},
     http::auth::Agent,
     i18n::Lang,
-    store::direct,
     store::{
         agents,
         conversations::{self, Status},
+        direct,
         events::{self, EventKind},
     },
     views::inbox::thread_head,

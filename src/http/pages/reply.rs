@@ -23,9 +23,8 @@ use crate::{
     error::{AppError, Result},
     http::auth::Agent,
     i18n::{Lang, Msg},
-    store::direct,
     store::{
-        contacts,
+        contacts, direct,
         events::{self, EventKind},
         messages::{self, NewOutgoing},
     },
@@ -168,7 +167,7 @@ async fn retry_message(
         .await?
         .ok_or(AppError::NotFound)?;
     let mut tx = state.store.write().await?;
-    if messages::requeue_failed(&mut tx, id).await? {
+    let requeued = if messages::requeue_failed(&mut tx, id).await? {
         let data = serde_json::json!({ "status": "queued", "error": null }).to_string();
         let event_id = direct(&mut tx, |db| {
             events::append(
@@ -181,18 +180,20 @@ async fn retry_message(
         })
         .await?;
         tx.commit().await?;
-        // Read before the worker hears of it, so the answer shows the row as queued again
-        // (as `send_reply` does); what happens next arrives through the live channel.
-        let queued = messages::get(&state.store.pool, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        announce(&state, id, event_id).await;
-        return Ok(message_row(lang, &queued, None).into_response());
-    }
-    drop(tx);
+        Some(event_id)
+    } else {
+        // Nothing to change: give the write gate back before reading.
+        drop(tx);
+        None
+    };
+    // Read before the worker hears of it, so the answer shows the row as queued again (as
+    // `send_reply` does); what happens next arrives through the live channel.
     let message = messages::get(&state.store.pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
+    if let Some(event_id) = requeued {
+        announce(&state, id, event_id).await;
+    }
     Ok(message_row(lang, &message, None).into_response())
 }
 
