@@ -5,12 +5,14 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::{
     auth::{LoginThrottle, SetupLink},
     bus::{self, SharedBus},
     config::{Config, LineMode, Secret},
+    http::listener::Listener,
     hub::LiveHub,
     line::{LineClient, fake::FakeLine},
     sandbox::Sandbox,
@@ -143,6 +145,12 @@ pub async fn run(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
 
     let app = crate::http::router(state.clone());
     let shutdown = token.clone();
+    // Fresh live-stream connections are answered by the listener itself, with small
+    // buffers; it hands every other connection to hyper.
+    let listener = Listener::start(listener, app.clone(), token.clone(), tracker.clone())
+        .context("the listener's address")?
+        // A tap that does nothing, so connect info can take the peer address from it.
+        .tap_io(|_| {});
     // Connect info gives sign-in throttling the client address.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod client_addr;
 pub mod csrf;
 mod errors;
+pub mod listener;
 pub mod live;
 mod ops;
 mod pages;

@@ -16,6 +16,7 @@ mod desk;
 mod e2e;
 mod hostile;
 mod ingest;
+mod listener;
 mod live;
 mod media;
 mod ops;
