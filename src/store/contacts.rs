@@ -2,7 +2,7 @@
 
 use sqlx::SqlitePool;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Conn, direct::Db};
 
@@ -58,18 +58,29 @@ pub struct Seen {
 
 /// Finds or creates the contact for `line_id`, moving its last-seen time forward.
 pub fn upsert(db: &Db, line_id: &str, kind: ContactKind, seen_at: i64) -> rusqlite::Result<Seen> {
-    db.prepare_cached(
-        "INSERT INTO contacts (line_id, kind, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT (line_id) DO UPDATE SET last_seen_at =
-             CASE WHEN excluded.last_seen_at > contacts.last_seen_at
-                  THEN excluded.last_seen_at ELSE contacts.last_seen_at END
-         RETURNING id, profile_fetched_at",
-    )?
-    .query_row(params![line_id, kind.as_str(), seen_at], |r| {
-        Ok(Seen {
-            id: r.get(0)?,
-            profile_fetched_at: r.get(1)?,
+    let known = db
+        .prepare_cached("SELECT id, profile_fetched_at FROM contacts WHERE line_id = ?1")?
+        .query_row(params![line_id], |r| {
+            Ok(Seen {
+                id: r.get(0)?,
+                profile_fetched_at: r.get(1)?,
+            })
         })
+        .optional()?;
+    if let Some(seen) = known {
+        db.prepare_cached(
+            "UPDATE contacts SET last_seen_at = ?1 WHERE id = ?2 AND last_seen_at < ?1",
+        )?
+        .execute(params![seen_at, seen.id])?;
+        return Ok(seen);
+    }
+    db.prepare_cached(
+        "INSERT INTO contacts (line_id, kind, first_seen_at, last_seen_at) VALUES (?1, ?2, ?3, ?3)",
+    )?
+    .execute(params![line_id, kind.as_str(), seen_at])?;
+    Ok(Seen {
+        id: db.last_insert_rowid(),
+        profile_fetched_at: None,
     })
 }
 
@@ -161,12 +172,18 @@ pub fn chat_line_id(db: &Db, conversation_id: i64) -> rusqlite::Result<String> {
 
 /// Finds or creates the conversation of a chat contact.
 pub fn ensure_conversation(db: &Db, contact_id: i64, at: i64) -> rusqlite::Result<i64> {
+    let known = db
+        .prepare_cached("SELECT id FROM conversations WHERE contact_id = ?1")?
+        .query_row(params![contact_id], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = known {
+        return Ok(id);
+    }
     db.prepare_cached(
-        "INSERT INTO conversations (contact_id, last_activity_at, created_at) VALUES (?1, ?2, ?2)
-         ON CONFLICT (contact_id) DO UPDATE SET contact_id = excluded.contact_id
-         RETURNING id",
+        "INSERT INTO conversations (contact_id, last_activity_at, created_at) VALUES (?1, ?2, ?2)",
     )?
-    .query_row(params![contact_id, at], |r| r.get(0))
+    .execute(params![contact_id, at])?;
+    Ok(db.last_insert_rowid())
 }
 
 /// Moves a conversation's activity forward to `message_id`. A customer message (`from_customer`)

@@ -52,13 +52,10 @@ pub fn append(
     data: Option<&str>,
 ) -> rusqlite::Result<i64> {
     db.prepare_cached(
-        "INSERT INTO events (kind, conversation_id, message_id, data, created_at) VALUES (?, ?, ?, ?, ?)
-         RETURNING id",
+        "INSERT INTO events (kind, conversation_id, message_id, data, created_at) VALUES (?, ?, ?, ?, ?)",
     )?
-    .query_row(
-        params![kind.as_str(), conversation_id, message_id, data, now_ms()],
-        |r| r.get(0),
-    )
+    .execute(params![kind.as_str(), conversation_id, message_id, data, now_ms()])?;
+    Ok(db.last_insert_rowid())
 }
 
 /// Events after `after`, oldest first.

@@ -5,7 +5,6 @@
 //! group-commit writer (`store::writer`), which commits everything that queued up while the
 //! previous commit ran in one transaction, and answers every waiting handler at once.
 
-use rusqlite::OptionalExtension;
 use sqlx::SqlitePool;
 
 use super::{Conn, direct::Db};
@@ -35,23 +34,18 @@ pub fn insert(db: &Db, rows: &[NewInboxRow]) -> rusqlite::Result<InboxOutcome> {
     let mut statement = db.prepare_cached(
         "INSERT INTO webhook_inbox (webhook_event_id, event_type, event_timestamp, payload, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (webhook_event_id) DO NOTHING RETURNING id",
+         ON CONFLICT (webhook_event_id) DO NOTHING",
     )?;
     let mut outcome = InboxOutcome::default();
     for row in rows {
-        let id: Option<i64> = statement
-            .query_row(
-                rusqlite::params![
-                    row.webhook_event_id,
-                    row.event_type,
-                    row.event_timestamp,
-                    row.payload,
-                    received_at
-                ],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match id {
+        statement.execute(rusqlite::params![
+            row.webhook_event_id,
+            row.event_type,
+            row.event_timestamp,
+            row.payload,
+            received_at
+        ])?;
+        match super::inserted_id(db) {
             Some(id) => outcome.new_ids.push(id),
             None => outcome.duplicates += 1,
         }

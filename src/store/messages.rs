@@ -103,33 +103,30 @@ pub fn insert_incoming(db: &Db, m: &NewIncoming<'_>) -> rusqlite::Result<Option<
              reply_token, reply_token_state, status, media_state, next_attempt_at, line_timestamp,
              created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (webhook_event_id) DO NOTHING RETURNING id",
+         ON CONFLICT (webhook_event_id) DO NOTHING",
     )?
-    .query_row(
-        params![
-            m.conversation_id,
-            direction.as_str(),
-            m.kind,
-            m.body,
-            m.text,
-            m.sender_contact_id,
-            m.line_message_id,
-            m.webhook_event_id,
-            m.quote_token,
-            m.quoted_message_id,
-            m.mark_as_read_token,
-            m.reply_token,
-            m.reply_token.map(|_| "fresh"),
-            status,
-            m.media_state,
-            // A pending download is due now; the sweeper only steps in once it is overdue.
-            m.media_state.filter(|s| *s == "pending").map(|_| now),
-            m.line_timestamp,
-            now,
-        ],
-        |r| r.get(0),
-    )
-    .optional()
+    .execute(params![
+        m.conversation_id,
+        direction.as_str(),
+        m.kind,
+        m.body,
+        m.text,
+        m.sender_contact_id,
+        m.line_message_id,
+        m.webhook_event_id,
+        m.quote_token,
+        m.quoted_message_id,
+        m.mark_as_read_token,
+        m.reply_token,
+        m.reply_token.map(|_| "fresh"),
+        status,
+        m.media_state,
+        // A pending download is due now; the sweeper only steps in once it is overdue.
+        m.media_state.filter(|s| *s == "pending").map(|_| now),
+        m.line_timestamp,
+        now,
+    ])?;
+    Ok(super::inserted_id(db))
 }
 
 /// A message to send to LINE.
