@@ -119,9 +119,8 @@ pub async fn agent_language(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    // Static files and LINE's webhook have no words to translate: no session lookup.
-    let path = request.uri().path();
-    let wordless = path.starts_with("/assets/") || path == "/line/webhook";
+    // Static files have no words to translate: no session lookup.
+    let wordless = request.uri().path().starts_with("/assets/");
     if !wordless
         && let Ok(Some(id)) = session.get::<i64>(AGENT_KEY).await
         && let Ok(Some(code)) = agents::language(&state.store, id).await

@@ -25,9 +25,6 @@ pub const HEADER: &str = "x-csrf-token";
 /// Largest form body the check buffers to find the field (a 5,000-character reply, percent-
 /// encoded, is at most ~60 KB).
 const MAX_FORM: usize = 256 * 1024;
-/// Paths exempt from the check (authenticated otherwise).
-const EXEMPT: &[&str] = &["/line/webhook"];
-
 /// The session's token, created on first use.
 pub async fn token(session: &Session) -> Result<String> {
     if let Some(t) = session
@@ -60,7 +57,7 @@ pub async fn require_token(session: Session, request: Request, next: Next) -> Re
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if safe || EXEMPT.contains(&request.uri().path()) {
+    if safe {
         return next.run(request).await;
     }
     match check(&session, request).await {
