@@ -264,8 +264,18 @@ pub fn claim_delivery(db: &Db, id: i64, lease_ms: i64) -> rusqlite::Result<Optio
     .optional()
 }
 
+/// How far back among a conversation's newest messages a fresh reply token is looked for.
+/// A token lives under a minute; a conversation rarely has this many lines in a minute, and
+/// if it does, its newer lines carry newer tokens.
+const REPLY_TOKEN_LOOKBACK: i64 = 20;
+
 /// Takes the conversation's newest reply token that is still fresh (received after
-/// `issued_after`) and unused, marking it used in the same statement so it is used once.
+/// `issued_after`) and unused, among its `REPLY_TOKEN_LOOKBACK` newest lines, marking it used
+/// in the same statement so it is used once.
+///
+/// The look-back rides the conversation's index of its messages. (An index of fresh tokens
+/// by conversation did the same job, but cost every incoming message an entry in a random
+/// place of it: a page written per message at full ingest speed, and it only ever grew.)
 pub fn take_reply_token(
     db: &Db,
     conversation_id: i64,
@@ -273,13 +283,17 @@ pub fn take_reply_token(
 ) -> rusqlite::Result<Option<String>> {
     db.prepare_cached(
         "UPDATE messages SET reply_token_state = 'used'
-         WHERE id = (SELECT id FROM messages
-                     WHERE conversation_id = ?1 AND reply_token_state = 'fresh' AND line_timestamp > ?2
+         WHERE id = (SELECT id FROM (SELECT id, reply_token_state, line_timestamp FROM messages
+                                     WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?3)
+                     WHERE reply_token_state = 'fresh' AND line_timestamp > ?2
                      ORDER BY id DESC LIMIT 1)
            AND reply_token_state = 'fresh'
          RETURNING reply_token",
     )?
-    .query_row(params![conversation_id, issued_after], |r| r.get(0))
+    .query_row(
+        params![conversation_id, issued_after, REPLY_TOKEN_LOOKBACK],
+        |r| r.get(0),
+    )
     .optional()
 }
 
