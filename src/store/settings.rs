@@ -2,7 +2,9 @@
 
 use sqlx::SqlitePool;
 
-use super::Store;
+use rusqlite::OptionalExtension;
+
+use super::{Db, Store};
 
 /// The welcome message sent on follow (empty = off).
 pub const WELCOME_MESSAGE: &str = "welcome_message";
@@ -16,6 +18,13 @@ pub async fn get(pool: &SqlitePool, key: &str) -> sqlx::Result<Option<String>> {
         .bind(key)
         .fetch_optional(pool)
         .await
+}
+
+/// `get`, inside a job of the writer (or a `direct` block).
+pub fn get_in(db: &Db, key: &str) -> rusqlite::Result<Option<String>> {
+    db.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
 }
 
 pub async fn set(pool: &SqlitePool, key: &str, value: &str) -> sqlx::Result<()> {
