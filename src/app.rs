@@ -96,6 +96,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let line = LineClient::new(&api_base, &data_base, token, config.line_timeout)?;
     let latest = store::events::latest_id(&store.pool).await?;
     let hub = LiveHub::new(store.pool.clone(), latest);
+    let after_commit = hub.clone();
+    store
+        .writer
+        .after_commit(Box::new(move |db| after_commit.catch_up_in(db)));
     let auth = AuthHandles {
         sessions: SqliteSessionStore::new(store.clone()),
         throttle: LoginThrottle::default(),

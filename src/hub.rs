@@ -30,7 +30,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     bus::SharedBus,
     i18n::Lang,
-    store::events::{self, Event},
+    store::{
+        Db,
+        events::{self, Event},
+    },
 };
 
 /// How long the reader waits for a notice before re-reading the log anyway.
@@ -51,6 +54,8 @@ struct Inner {
     /// The highest event id broadcast so far.
     latest: AtomicI64,
     recent: RwLock<Recent>,
+    /// Held while a page of events is kept and broadcast (`deliver`).
+    delivering: std::sync::Mutex<()>,
     drawn: Drawn<Drawing>,
     /// Bumped whenever an agent's sign-in stops being valid (deactivated, password reset),
     /// so open live connections re-check theirs without asking the store on every event.
@@ -129,6 +134,7 @@ impl LiveHub {
                     floor: latest,
                     events: VecDeque::with_capacity(RECENT),
                 }),
+                delivering: std::sync::Mutex::new(()),
                 drawn: Drawn::new(),
                 sessions: AtomicU64::new(0),
             }),
@@ -235,28 +241,71 @@ impl LiveHub {
     /// Reads everything after the last broadcast id and broadcasts it, in order.
     pub async fn catch_up(&self) -> sqlx::Result<()> {
         loop {
-            let after = self.latest();
-            let page = events::since(&self.inner.pool, after, PAGE).await?;
-            let Some(last) = page.last().map(|e| e.id) else {
+            let page = events::since(&self.inner.pool, self.latest(), PAGE).await?;
+            if !self.deliver(page) {
                 return Ok(());
-            };
-            let page: Vec<Arc<Event>> = page.into_iter().map(Arc::new).collect();
-            {
-                let mut recent = self
-                    .inner
-                    .recent
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for event in &page {
-                    recent.push(event.clone());
-                }
-            }
-            self.inner.latest.store(last, Ordering::Release);
-            for event in page {
-                // No receivers is fine: nobody is watching right now.
-                let _ = self.inner.tx.send(event);
             }
         }
+    }
+
+    /// `catch_up` on a connection at hand: the store's writer calls it after each commit, so
+    /// what the commit logged goes out at once, read from pages still in the writer's cache,
+    /// without waiting for the bus's notice (which then finds nothing new and costs no read).
+    pub fn catch_up_in(&self, db: &Db) {
+        loop {
+            match events::since_in(db, self.latest(), PAGE) {
+                Ok(page) => {
+                    if !self.deliver(page) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    // The notice path reads it again.
+                    tracing::debug!(error = %e, "live hub: cannot read the event log after a commit");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Keeps and broadcasts the events of `page` that are newer than the latest broadcast
+    /// (a page read by the other path meanwhile may have some of them already), in order.
+    /// Answers whether the page had any events at all (there may be more to read).
+    fn deliver(&self, page: Vec<Event>) -> bool {
+        if page.is_empty() {
+            return false;
+        }
+        // One deliverer at a time, so `latest` and the broadcast order agree.
+        let _turn = self
+            .inner
+            .delivering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let latest = self.latest();
+        let page: Vec<Arc<Event>> = page
+            .into_iter()
+            .filter(|e| e.id > latest)
+            .map(Arc::new)
+            .collect();
+        let Some(last) = page.last().map(|e| e.id) else {
+            return true;
+        };
+        {
+            let mut recent = self
+                .inner
+                .recent
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for event in &page {
+                recent.push(event.clone());
+            }
+        }
+        self.inner.latest.store(last, Ordering::Release);
+        for event in page {
+            // No receivers is fine: nobody is watching right now.
+            let _ = self.inner.tx.send(event);
+        }
+        true
     }
 }
 

@@ -60,28 +60,29 @@ pub fn append(
 
 /// Events after `after`, oldest first.
 ///
-/// The live hub asks this after every ingest batch; read in one hop (`direct`) rather than a
-/// round trip to sqlx's thread per row.
+/// Read in one hop (`direct`) rather than a round trip to sqlx's thread per row.
 pub async fn since(pool: &SqlitePool, after: i64, limit: i64) -> sqlx::Result<Vec<Event>> {
     let mut conn = pool.acquire().await?;
-    super::direct(&mut conn, |db| {
-        db.prepare_cached(
-            "SELECT id, kind, conversation_id, message_id, data, created_at FROM events
-             WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?
-        .query_map(params![after, limit], |r| {
-            Ok(Event {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                conversation_id: r.get(2)?,
-                message_id: r.get(3)?,
-                data: r.get(4)?,
-                created_at: r.get(5)?,
-            })
-        })?
-        .collect()
-    })
-    .await
+    super::direct(&mut conn, |db| since_in(db, after, limit)).await
+}
+
+/// `since` on a connection at hand (the writer's, right after a commit).
+pub fn since_in(db: &Db, after: i64, limit: i64) -> rusqlite::Result<Vec<Event>> {
+    db.prepare_cached(
+        "SELECT id, kind, conversation_id, message_id, data, created_at FROM events
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?
+    .query_map(params![after, limit], |r| {
+        Ok(Event {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            conversation_id: r.get(2)?,
+            message_id: r.get(3)?,
+            data: r.get(4)?,
+            created_at: r.get(5)?,
+        })
+    })?
+    .collect()
 }
 
 /// The newest event id (0 when the log is empty).

@@ -20,6 +20,7 @@ use std::{
     any::Any,
     panic::{AssertUnwindSafe, catch_unwind},
     path::Path,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -39,10 +40,14 @@ struct Job {
     done: oneshot::Sender<anyhow::Result<Output>>,
 }
 
+/// What runs on the writer's connection after each successful commit (`Writer::after_commit`).
+pub type CommitHook = Box<dyn Fn(&Db) + Send + Sync>;
+
 /// Handle to the writer. Cloning is cheap; its thread ends when every handle is dropped.
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    hook: Arc<OnceLock<CommitHook>>,
 }
 
 impl Writer {
@@ -52,11 +57,21 @@ impl Writer {
         // Bounded, so a store that has stopped answering pushes back on its callers instead
         // of growing memory without limit.
         let (jobs, rx) = mpsc::channel(8192);
+        let hook = Arc::new(OnceLock::new());
+        let after = Arc::clone(&hook);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&db, &gate, rx))
+            .spawn(move || run(&db, &gate, rx, &after))
             .context("cannot start the store's writer thread")?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, hook })
+    }
+
+    /// Sets what runs on the writer's thread and connection after each successful commit,
+    /// once the commit's jobs have been answered (the live hub reads the events just
+    /// written, from pages still in this connection's cache). At most one; later calls are
+    /// ignored.
+    pub fn after_commit(&self, hook: CommitHook) {
+        let _ = self.hook.set(hook);
     }
 
     /// Runs `f` in the next group commit; returns its result once that commit is durable.
@@ -109,7 +124,7 @@ fn open(file: &Path) -> anyhow::Result<Db> {
     Ok(Db::own(db))
 }
 
-fn run(db: &Db, gate: &WriteGate, mut rx: mpsc::Receiver<Job>) {
+fn run(db: &Db, gate: &WriteGate, mut rx: mpsc::Receiver<Job>, hook: &OnceLock<CommitHook>) {
     let mut batch = Vec::new();
     while rx.blocking_recv_many(&mut batch, MAX_JOBS_PER_COMMIT) > 0 {
         let jobs = std::mem::take(&mut batch);
@@ -120,6 +135,9 @@ fn run(db: &Db, gate: &WriteGate, mut rx: mpsc::Receiver<Job>) {
             Ok(answered) => {
                 for (done, out) in answered {
                     let _ = done.send(out);
+                }
+                if let Some(hook) = hook.get() {
+                    hook(db);
                 }
             }
             Err((e, waiting)) => {
