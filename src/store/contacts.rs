@@ -4,7 +4,7 @@ use sqlx::SqlitePool;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Conn, direct::Db};
+use super::direct::Db;
 
 /// The kind of a LINE id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,48 +104,52 @@ pub async fn by_line_id(pool: &SqlitePool, line_id: &str) -> sqlx::Result<Option
         .await
 }
 
-/// Stores a fetched profile; answers whether anything shown to agents changed.
-pub async fn update_profile(
-    conn: &mut Conn,
+/// Stores a fetched profile (or, with `None`, that there was none to fetch) and when it was
+/// fetched, so it is not asked for again on every message; answers whether anything shown to
+/// agents changed. A job for the store's writer: profile look-ups come in bursts with new
+/// contacts (a broadcast answered by thousands), and each as a transaction of its own held
+/// the write lock through its own commit while the webhooks' commits queued behind it.
+pub fn save_profile(
+    db: &Db,
     id: i64,
-    profile: &Profile,
+    profile: Option<&Profile>,
     at: i64,
-) -> sqlx::Result<bool> {
-    let changed = sqlx::query(
-        "UPDATE contacts SET display_name = ?, picture_url = ?, status_message = ?, language = ?,
-                profile_fetched_at = ?
-         WHERE id = ? AND (display_name IS NOT ? OR picture_url IS NOT ? OR status_message IS NOT ?
-                           OR language IS NOT ?)",
-    )
-    .bind(&profile.display_name)
-    .bind(&profile.picture_url)
-    .bind(&profile.status_message)
-    .bind(&profile.language)
-    .bind(at)
-    .bind(id)
-    .bind(&profile.display_name)
-    .bind(&profile.picture_url)
-    .bind(&profile.status_message)
-    .bind(&profile.language)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        > 0;
+) -> rusqlite::Result<bool> {
+    let changed = match profile {
+        Some(p) => {
+            db.prepare_cached(
+                "UPDATE contacts SET display_name = ?1, picture_url = ?2, status_message = ?3,
+                        language = ?4, profile_fetched_at = ?5
+                 WHERE id = ?6 AND (display_name IS NOT ?1 OR picture_url IS NOT ?2
+                                    OR status_message IS NOT ?3 OR language IS NOT ?4)",
+            )?
+            .execute(params![
+                p.display_name,
+                p.picture_url,
+                p.status_message,
+                p.language,
+                at,
+                id
+            ])? > 0
+        }
+        None => false,
+    };
     if !changed {
-        mark_profile_fetched(conn, id, at).await?;
+        db.prepare_cached("UPDATE contacts SET profile_fetched_at = ?1 WHERE id = ?2")?
+            .execute(params![at, id])?;
     }
     Ok(changed)
 }
 
-/// Records a fetch attempt (also a failed one, so a missing profile is not asked for again
-/// on every message).
-pub async fn mark_profile_fetched(conn: &mut Conn, id: i64, at: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE contacts SET profile_fetched_at = ? WHERE id = ?")
-        .bind(at)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// The conversations that show this contact: its own, and those of the groups and rooms it
+/// is a member of.
+pub fn conversations_showing(db: &Db, contact_id: i64) -> rusqlite::Result<Vec<i64>> {
+    db.prepare_cached(
+        "SELECT id FROM conversations WHERE contact_id = ?1
+         UNION SELECT conversation_id FROM conversation_members WHERE contact_id = ?1",
+    )?
+    .query_map(params![contact_id], |r| r.get(0))?
+    .collect()
 }
 
 /// A conversation row.

@@ -12,8 +12,8 @@ use crate::{
     app::AppState,
     domain::now_ms,
     store::{
+        Db,
         contacts::{self, ContactKind, Profile},
-        direct,
         events::{self, EventKind},
     },
 };
@@ -102,19 +102,17 @@ async fn refresh(state: &AppState, job: &ProfileJob) -> anyhow::Result<()> {
         return Ok(());
     }
     let profile = lookup(state, job).await?;
-    let mut tx = state.store.write().await?;
-    let changed = match &profile {
-        Some(profile) => contacts::update_profile(&mut tx, job.contact_id, profile, now).await?,
-        None => {
-            contacts::mark_profile_fetched(&mut tx, job.contact_id, now).await?;
-            false
-        }
-    };
-    if !changed {
-        return Ok(tx.commit().await?);
-    }
-    let last = announce(&mut tx, job.contact_id).await?;
-    tx.commit().await?;
+    let contact_id = job.contact_id;
+    let last = state
+        .store
+        .writer
+        .run(move |db| {
+            if !contacts::save_profile(db, contact_id, profile.as_ref(), now)? {
+                return Ok(0);
+            }
+            announce(db, contact_id)
+        })
+        .await?;
     if last > 0 {
         let _ = state.bus.publish(last).await;
     }
@@ -146,28 +144,17 @@ async fn lookup(state: &AppState, job: &ProfileJob) -> anyhow::Result<Option<Pro
 
 /// Logs a contact change on every conversation that shows this contact; returns the last
 /// event id.
-async fn announce(tx: &mut crate::store::Conn, contact_id: i64) -> anyhow::Result<i64> {
-    let conversations: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM conversations WHERE contact_id = ?
-         UNION SELECT conversation_id FROM conversation_members WHERE contact_id = ?",
-    )
-    .bind(contact_id)
-    .bind(contact_id)
-    .fetch_all(&mut *tx)
-    .await?;
+fn announce(db: &Db, contact_id: i64) -> anyhow::Result<i64> {
     let data = json!({ "contactId": contact_id }).to_string();
-    Ok(direct(tx, |db| {
-        let mut last = 0;
-        for conversation_id in conversations {
-            last = events::append(
-                db,
-                EventKind::ContactUpdated,
-                Some(conversation_id),
-                None,
-                Some(&data),
-            )?;
-        }
-        Ok(last)
-    })
-    .await?)
+    let mut last = 0;
+    for conversation_id in contacts::conversations_showing(db, contact_id)? {
+        last = events::append(
+            db,
+            EventKind::ContactUpdated,
+            Some(conversation_id),
+            None,
+            Some(&data),
+        )?;
+    }
+    Ok(last)
 }
