@@ -30,11 +30,46 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     })
     .await;
     let elapsed = started.elapsed();
+    // An ack only says the event is stored; the run also waits until the ingest worker has
+    // turned every one into a message, so a rate that only defers work cannot pass for one.
+    let drained = drained(&server).await?;
+    let processed = started.elapsed();
     let cpu = server.cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
     let mut v = summarize(args, &outcomes, elapsed);
+    let ok = outcomes.iter().filter(|o| o.is_ok()).count();
+    v["ingested"] = json!(drained);
+    v["ingested_within_ms_of_last_ack"] = json!((processed - elapsed).as_secs_f64() * 1e3);
+    v["ingested_per_sec"] = json!(drained as f64 / processed.as_secs_f64());
     v["server_cpu_seconds"] = json!(cpu);
     v["server_rss_mb"] = json!(server.rss_mb());
+    if drained < ok as i64 {
+        v["errors"] = json!(v["errors"].as_u64().unwrap_or(0) + (ok as u64 - drained as u64));
+        v["first_error"] = json!(format!("only {drained} of {ok} acked events were ingested"));
+    }
     Ok(v)
+}
+
+/// Waits until no stored event is pending ingest (or 60 s pass); answers how many events
+/// became messages.
+async fn drained(server: &Server) -> anyhow::Result<i64> {
+    let db = format!("sqlite://{}?mode=ro", server.database().display());
+    let pool = sqlx::SqlitePool::connect(&db).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM webhook_inbox WHERE state = 'pending'")
+                .fetch_one(&pool)
+                .await?;
+        if pending == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let messages = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'in'")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    Ok(messages)
 }
 
 /// Sends `args.count` signed webhooks built by `body(i)` to `url`, closed loop or at
