@@ -371,7 +371,7 @@ pub async fn overdue_deliveries(
 }
 
 /// A message whose content is to be downloaded.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct MediaJob {
     pub id: i64,
     pub conversation_id: i64,
@@ -383,68 +383,52 @@ pub struct MediaJob {
 
 /// Takes a pending media job for one attempt (bumping its attempt count and pushing its next
 /// sweep time out, so the sweeper leaves it alone while it runs).
-pub async fn claim_media(
-    conn: &mut Conn,
-    id: i64,
-    lease_ms: i64,
-) -> sqlx::Result<Option<MediaJob>> {
+///
+/// This and the three below are jobs for the store's writer: a burst of photos is a burst of
+/// these, and each as a transaction of its own held the write gate through its own fsync
+/// while webhook commits waited.
+pub fn claim_media(db: &Db, id: i64, lease_ms: i64) -> rusqlite::Result<Option<MediaJob>> {
     let now = now_ms();
-    sqlx::query_as(
-        "UPDATE messages SET media_attempts = media_attempts + 1, next_attempt_at = ?
-         WHERE id = ? AND media_state = 'pending' AND COALESCE(next_attempt_at, 0) <= ?
+    db.prepare_cached(
+        "UPDATE messages SET media_attempts = media_attempts + 1, next_attempt_at = ?1
+         WHERE id = ?2 AND media_state = 'pending' AND COALESCE(next_attempt_at, 0) <= ?3
          RETURNING id, conversation_id, line_message_id, kind, body, media_attempts",
-    )
-    .bind(now + lease_ms)
-    .bind(id)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await
+    )?
+    .query_row(params![now + lease_ms, id, now], |r| {
+        Ok(MediaJob {
+            id: r.get(0)?,
+            conversation_id: r.get(1)?,
+            line_message_id: r.get(2)?,
+            kind: r.get(3)?,
+            body: r.get(4)?,
+            media_attempts: r.get(5)?,
+        })
+    })
+    .optional()
 }
 
-pub async fn media_ready(
-    conn: &mut Conn,
-    id: i64,
-    path: &str,
-    mime: &str,
-    size: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE messages SET media_state = 'ready', media_path = ?, media_mime = ?, media_size = ?,
-             next_attempt_at = NULL, last_error = NULL
-         WHERE id = ?",
-    )
-    .bind(path)
-    .bind(mime)
-    .bind(size)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+pub fn media_ready(db: &Db, id: i64, path: &str, mime: &str, size: i64) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "UPDATE messages SET media_state = 'ready', media_path = ?1, media_mime = ?2,
+             media_size = ?3, next_attempt_at = NULL, last_error = NULL
+         WHERE id = ?4",
+    )?
+    .execute(params![path, mime, size, id])?;
     Ok(())
 }
 
-pub async fn media_retry(
-    conn: &mut Conn,
-    id: i64,
-    next_attempt_at: i64,
-    error: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE messages SET next_attempt_at = ?, last_error = ? WHERE id = ?")
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+pub fn media_retry(db: &Db, id: i64, next_attempt_at: i64, error: &str) -> rusqlite::Result<()> {
+    db.prepare_cached("UPDATE messages SET next_attempt_at = ?1, last_error = ?2 WHERE id = ?3")?
+        .execute(params![next_attempt_at, error, id])?;
     Ok(())
 }
 
-pub async fn media_failed(conn: &mut Conn, id: i64, error: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE messages SET media_state = 'failed', next_attempt_at = NULL, last_error = ? WHERE id = ?",
-    )
-    .bind(error)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+pub fn media_failed(db: &Db, id: i64, error: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "UPDATE messages SET media_state = 'failed', next_attempt_at = NULL, last_error = ?1
+         WHERE id = ?2",
+    )?
+    .execute(params![error, id])?;
     Ok(())
 }
 

@@ -13,7 +13,6 @@ use crate::{
     domain::now_ms,
     line::{Content, LineError},
     store::{
-        direct,
         events::{self, EventKind},
         messages,
     },
@@ -41,11 +40,14 @@ pub fn relative_path(conversation_id: i64, message_id: i64) -> PathBuf {
 pub async fn download(state: &AppState, id: i64) -> anyhow::Result<()> {
     // Long enough for one download to finish or time out.
     let lease = (state.config.line_timeout * 3).as_millis() as i64;
-    let mut conn = state.store.write().await?;
-    let Some(job) = messages::claim_media(&mut conn, id, lease).await? else {
+    let claimed = state
+        .store
+        .writer
+        .run(move |db| Ok(messages::claim_media(db, id, lease)?))
+        .await?;
+    let Some(job) = claimed else {
         return Ok(());
     };
-    conn.commit().await?;
     let Some(line_id) = job.line_message_id.as_deref() else {
         return fail(state, job.conversation_id, id, "no LINE message id").await;
     };
@@ -56,20 +58,22 @@ pub async fn download(state: &AppState, id: i64) -> anyhow::Result<()> {
     }
     match state.line.content_to_file(line_id, &dest).await {
         Ok(Content::Saved { mime, size }) => {
-            let mut tx = state.store.write().await?;
-            messages::media_ready(&mut tx, id, &relative.to_string_lossy(), &mime, size as i64)
+            let path = relative.to_string_lossy().into_owned();
+            let conversation_id = job.conversation_id;
+            let ev = state
+                .store
+                .writer
+                .run(move |db| {
+                    messages::media_ready(db, id, &path, &mime, size as i64)?;
+                    Ok(events::append(
+                        db,
+                        EventKind::MessageUpdated,
+                        Some(conversation_id),
+                        Some(id),
+                        Some(r#"{"media":"ready"}"#),
+                    )?)
+                })
                 .await?;
-            let ev = direct(&mut tx, |db| {
-                events::append(
-                    db,
-                    EventKind::MessageUpdated,
-                    Some(job.conversation_id),
-                    Some(id),
-                    Some(r#"{"media":"ready"}"#),
-                )
-            })
-            .await?;
-            tx.commit().await?;
             let _ = state.bus.publish(ev).await;
             Ok(())
         }
@@ -122,28 +126,33 @@ async fn retry(
     }
     let delay = super::backoff(attempts, Duration::from_secs(1), Duration::from_secs(120))
         .max(after.unwrap_or_default());
-    let mut conn = state.store.write().await?;
-    messages::media_retry(&mut conn, id, now_ms() + delay.as_millis() as i64, reason).await?;
-    conn.commit().await?;
+    let (due, reason) = (now_ms() + delay.as_millis() as i64, reason.to_owned());
+    state
+        .store
+        .writer
+        .run(move |db| Ok(messages::media_retry(db, id, due, &reason)?))
+        .await?;
     state.workers.enqueue_later(state, Queue::Media, id, delay);
     Ok(())
 }
 
 async fn fail(state: &AppState, conversation_id: i64, id: i64, reason: &str) -> anyhow::Result<()> {
     tracing::warn!(message_id = id, reason, "media download given up");
-    let mut tx = state.store.write().await?;
-    messages::media_failed(&mut tx, id, reason).await?;
-    let ev = direct(&mut tx, |db| {
-        events::append(
-            db,
-            EventKind::MessageUpdated,
-            Some(conversation_id),
-            Some(id),
-            Some(r#"{"media":"failed"}"#),
-        )
-    })
-    .await?;
-    tx.commit().await?;
+    let reason = reason.to_owned();
+    let ev = state
+        .store
+        .writer
+        .run(move |db| {
+            messages::media_failed(db, id, &reason)?;
+            Ok(events::append(
+                db,
+                EventKind::MessageUpdated,
+                Some(conversation_id),
+                Some(id),
+                Some(r#"{"media":"failed"}"#),
+            )?)
+        })
+        .await?;
     let _ = state.bus.publish(ev).await;
     Ok(())
 }
