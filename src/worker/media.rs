@@ -13,6 +13,7 @@ use crate::{
     domain::now_ms,
     line::{Content, LineError},
     store::{
+        Db,
         events::{self, EventKind},
         messages,
     },
@@ -59,23 +60,14 @@ pub async fn download(state: &AppState, id: i64) -> anyhow::Result<()> {
     match state.line.content_to_file(line_id, &dest).await {
         Ok(Content::Saved { mime, size }) => {
             let path = relative.to_string_lossy().into_owned();
-            let conversation_id = job.conversation_id;
-            let ev = state
-                .store
-                .writer
-                .run(move |db| {
-                    messages::media_ready(db, id, &path, &mime, size as i64)?;
-                    Ok(events::append(
-                        db,
-                        EventKind::MessageUpdated,
-                        Some(conversation_id),
-                        Some(id),
-                        Some(r#"{"media":"ready"}"#),
-                    )?)
-                })
-                .await?;
-            let _ = state.bus.publish(ev).await;
-            Ok(())
+            finish(
+                state,
+                job.conversation_id,
+                id,
+                r#"{"media":"ready"}"#,
+                move |db| messages::media_ready(db, id, &path, &mime, size as i64),
+            )
+            .await
         }
         Ok(Content::NotReady) => {
             retry(
@@ -139,17 +131,35 @@ async fn retry(
 async fn fail(state: &AppState, conversation_id: i64, id: i64, reason: &str) -> anyhow::Result<()> {
     tracing::warn!(message_id = id, reason, "media download given up");
     let reason = reason.to_owned();
+    finish(
+        state,
+        conversation_id,
+        id,
+        r#"{"media":"failed"}"#,
+        move |db| messages::media_failed(db, id, &reason),
+    )
+    .await
+}
+
+/// Records a download's end (`record`) and tells the desk (`data`), in one writer job.
+async fn finish(
+    state: &AppState,
+    conversation_id: i64,
+    id: i64,
+    data: &'static str,
+    record: impl FnOnce(&Db) -> rusqlite::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
     let ev = state
         .store
         .writer
         .run(move |db| {
-            messages::media_failed(db, id, &reason)?;
+            record(db)?;
             Ok(events::append(
                 db,
                 EventKind::MessageUpdated,
                 Some(conversation_id),
                 Some(id),
-                Some(r#"{"media":"failed"}"#),
+                Some(data),
             )?)
         })
         .await?;
