@@ -8,26 +8,43 @@
 //! rusqlite statements on the calling thread, inside whatever transaction the connection is
 //! in. The pool, the transactions, migrations and the read queries stay with sqlx.
 
-use std::ops::Deref;
+use std::{cell::Cell, ops::Deref};
 
 use super::Conn;
 
 /// What store statements run on: in a `direct` block, a rusqlite view of sqlx's borrowed
 /// handle (it does not own it, so dropping it never closes sqlx's connection); in the
 /// group-commit writer, the writer's own connection.
-pub struct Db(rusqlite::Connection);
+pub struct Db {
+    connection: rusqlite::Connection,
+    /// Set when an event-log row was appended (`events::append`) since the last `take_logged`:
+    /// the writer tells the live hub to read the log only after commits that wrote to it.
+    logged: Cell<bool>,
+}
 
 impl Db {
     /// A connection of our own.
     pub(super) fn own(connection: rusqlite::Connection) -> Self {
-        Self(connection)
+        Self {
+            connection,
+            logged: Cell::new(false),
+        }
+    }
+
+    pub(super) fn note_logged(&self) {
+        self.logged.set(true);
+    }
+
+    /// Whether an event was logged since the last call; clears the mark.
+    pub(super) fn take_logged(&self) -> bool {
+        self.logged.replace(false)
     }
 }
 
 impl Deref for Db {
     type Target = rusqlite::Connection;
     fn deref(&self) -> &rusqlite::Connection {
-        &self.0
+        &self.connection
     }
 }
 
@@ -46,7 +63,7 @@ pub async fn direct<T>(
     // statements it prepared and leaves the connection open.
     let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
         .map_err(into_sqlx)?;
-    let db = Db(db);
+    let db = Db::own(db);
     let out = f(&db).map_err(into_sqlx);
     drop(db);
     drop(handle);

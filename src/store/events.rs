@@ -55,6 +55,7 @@ pub fn append(
         "INSERT INTO events (kind, conversation_id, message_id, data, created_at) VALUES (?, ?, ?, ?, ?)",
     )?
     .execute(params![kind.as_str(), conversation_id, message_id, data, now_ms()])?;
+    db.note_logged();
     Ok(db.last_insert_rowid())
 }
 
