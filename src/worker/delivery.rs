@@ -81,11 +81,14 @@ struct Attempt {
 
 /// A token bucket that never lets more than `ceiling` calls into any one-second window
 /// (for a ceiling of 2 or more): governor's `per_second(n)` would allow a full burst of `n`
-/// on top of `n` a second. A small burst (1/40 of the ceiling) absorbs jitter; the refill
-/// rate is what is left.
+/// on top of `n` a second. A small burst (1/40 of the ceiling) absorbs jitter, and as much
+/// again is kept unused: LINE counts calls when they arrive, and calls let through here at
+/// the edges of one second can arrive closer together than they left (the fake LINE of the
+/// benchmark saw 2,001–2,002 in one second with no margin, at 1,880 deliveries a second).
+/// The refill rate is what is left.
 fn quota(ceiling: u32) -> Quota {
     let burst = (ceiling / 40).max(1);
-    let refill = NonZeroU32::new(ceiling.saturating_sub(burst)).unwrap_or(NonZeroU32::MIN);
+    let refill = NonZeroU32::new(ceiling.saturating_sub(2 * burst)).unwrap_or(NonZeroU32::MIN);
     Quota::per_second(refill).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
 }
 
@@ -361,6 +364,13 @@ mod tests {
                 most <= u128::from(ceiling),
                 "ceiling {ceiling}: up to {most} in a second"
             );
+            // Room for the calls' arrival jitter at LINE, from 40 a second up.
+            if ceiling >= 40 {
+                assert!(
+                    most < u128::from(ceiling),
+                    "ceiling {ceiling}: no margin below it"
+                );
+            }
             assert!(
                 most >= u128::from(ceiling) * 9 / 10,
                 "ceiling {ceiling}: only {most}"
