@@ -38,6 +38,8 @@ type Run = Box<dyn FnOnce(&Db) -> anyhow::Result<Output> + Send>;
 struct Job {
     run: Run,
     done: oneshot::Sender<anyhow::Result<Output>>,
+    /// Committed after the others that queued with it, in a commit of its own (`run_bulk`).
+    bulk: bool,
 }
 
 /// What runs on the writer's connection after each successful commit (`Writer::after_commit`).
@@ -83,10 +85,30 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Db) -> anyhow::Result<T> + Send + 'static,
     {
+        self.submit(f, false).await
+    }
+
+    /// `run` for a long job that nobody is waiting on in a hurry (an ingest batch): it is
+    /// committed after the short jobs that queued with it, in a commit of its own, so a
+    /// webhook's ack waits for the commit of its own row, not for a batch of hundreds of
+    /// events applied in the same transaction. Costs a second fsync per round.
+    pub async fn run_bulk<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> anyhow::Result<T> + Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    async fn submit<T, F>(&self, f: F, bulk: bool) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db) -> anyhow::Result<T> + Send + 'static,
+    {
         let (done, answer) = oneshot::channel();
         let run: Run = Box::new(move |db| f(db).map(|out| Box::new(out) as Output));
         self.jobs
-            .send(Job { run, done })
+            .send(Job { run, done, bulk })
             .await
             .map_err(|_| anyhow::anyhow!("the store's writer has stopped"))?;
         let out = answer
@@ -128,32 +150,42 @@ fn open(file: &Path) -> anyhow::Result<Db> {
 fn run(db: &Db, gate: &WriteGate, mut rx: mpsc::Receiver<Job>, hook: &OnceLock<CommitHook>) {
     let mut batch = Vec::new();
     while rx.blocking_recv_many(&mut batch, MAX_JOBS_PER_COMMIT) > 0 {
-        let jobs = std::mem::take(&mut batch);
-        let turn = gate.blocking_turn();
-        let outcome = commit(db, jobs);
-        drop(turn);
-        match outcome {
-            Ok(answered) => {
-                for (done, out) in answered {
-                    let _ = done.send(out);
-                }
-                // Only after commits that logged events: for the others (most webhook acks)
-                // the read would find nothing, and it was ~10 % of the CPU at 1,000/s.
-                if db.take_logged()
-                    && let Some(hook) = hook.get()
-                {
-                    hook(db);
-                }
+        let (bulk, quick): (Vec<Job>, Vec<Job>) =
+            std::mem::take(&mut batch).into_iter().partition(|j| j.bulk);
+        for jobs in [quick, bulk] {
+            if !jobs.is_empty() {
+                commit_and_answer(db, gate, jobs, hook);
             }
-            Err((e, waiting)) => {
-                let failed = CommitFailed {
-                    message: format!("{e:#}"),
-                    unavailable: super::unavailable_in(&e),
-                };
-                tracing::error!(error = %failed.message, jobs = waiting.len(), "group commit failed");
-                for done in waiting {
-                    let _ = done.send(Err(failed.clone().into()));
-                }
+        }
+    }
+}
+
+/// One group commit of `jobs`, then every job's answer, then the hook.
+fn commit_and_answer(db: &Db, gate: &WriteGate, jobs: Vec<Job>, hook: &OnceLock<CommitHook>) {
+    let turn = gate.blocking_turn();
+    let outcome = commit(db, jobs);
+    drop(turn);
+    match outcome {
+        Ok(answered) => {
+            for (done, out) in answered {
+                let _ = done.send(out);
+            }
+            // Only after commits that logged events: for the others (most webhook acks) the
+            // read would find nothing, and it was ~10 % of the CPU at 1,000/s.
+            if db.take_logged()
+                && let Some(hook) = hook.get()
+            {
+                hook(db);
+            }
+        }
+        Err((e, waiting)) => {
+            let failed = CommitFailed {
+                message: format!("{e:#}"),
+                unavailable: super::unavailable_in(&e),
+            };
+            tracing::error!(error = %failed.message, jobs = waiting.len(), "group commit failed");
+            for done in waiting {
+                let _ = done.send(Err(failed.clone().into()));
             }
         }
     }

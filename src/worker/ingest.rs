@@ -193,7 +193,7 @@ async fn apply_batch(state: &AppState, ids: &[i64]) -> anyhow::Result<Effects> {
     state
         .store
         .writer
-        .run(move |db| apply_rows(db, &ids, &ctx))
+        .run_bulk(move |db| apply_rows(db, &ids, &ctx))
         .await
         .context("ingest")
 }
