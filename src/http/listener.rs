@@ -167,15 +167,21 @@ async fn route(
     router: Router,
     shutdown: CancellationToken,
 ) {
+    // Outside the timed read, so what a slow client sent before the timeout is not lost.
+    let mut read = Vec::new();
     let sniffed = tokio::select! {
         _ = shutdown.cancelled() => Sniffed::Gone,
-        sniffed = tokio::time::timeout(HEAD_TIMEOUT, sniff(&mut stream)) => match sniffed {
-            Ok(sniffed) => sniffed,
-            // A client slow to speak (a browser's preconnect): hyper's rules apply, as they
-            // would have from the start.
-            Err(_) => Sniffed::Other(Vec::new()),
-        },
+        sniffed = tokio::time::timeout(HEAD_TIMEOUT, sniff(&mut stream, &mut read)) => {
+            match sniffed {
+                Ok(sniffed) => sniffed,
+                // A client slow to speak (a browser's preconnect): hyper's rules apply, as
+                // they would have from the start, to the bytes it sent so far.
+                Err(_) => Sniffed::Other(std::mem::take(&mut read)),
+            }
+        }
     };
+    // The head is parsed (or handed on): its bytes are not kept for the stream's life.
+    drop(read);
     match sniffed {
         Sniffed::Live(mut request) => {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -193,25 +199,25 @@ async fn route(
     }
 }
 
-/// Reads the first request's head as far as needed to tell whose connection this is.
-async fn sniff(stream: &mut TcpStream) -> Sniffed {
-    // Dropped as soon as the head is parsed; a browser's SSE head is well under 2 KiB.
-    let mut read = Vec::new();
+/// Reads the first request's head into `read` as far as needed to tell whose connection this
+/// is. The buffer is dropped as soon as the head is parsed; a browser's SSE head is well under
+/// 2 KiB.
+async fn sniff(stream: &mut TcpStream, read: &mut Vec<u8>) -> Sniffed {
     loop {
         read.reserve(2048);
-        match stream.read_buf(&mut read).await {
+        match stream.read_buf(read).await {
             Ok(0) | Err(_) if read.is_empty() => return Sniffed::Gone,
             // Closed mid-head or broken: hyper says what it makes of it.
-            Ok(0) | Err(_) => return Sniffed::Other(read),
+            Ok(0) | Err(_) => return Sniffed::Other(std::mem::take(read)),
             Ok(_) => {}
         }
-        if !could_be_live(&read) {
-            return Sniffed::Other(read);
+        if !could_be_live(read) {
+            return Sniffed::Other(std::mem::take(read));
         }
-        match parse_live_head(&read) {
+        match parse_live_head(read) {
             Head::Complete(request) => return Sniffed::Live(request),
             Head::Partial if read.len() < MAX_HEAD => continue,
-            Head::Partial | Head::NotOurs => return Sniffed::Other(read),
+            Head::Partial | Head::NotOurs => return Sniffed::Other(std::mem::take(read)),
         }
     }
 }
