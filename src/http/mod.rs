@@ -66,10 +66,7 @@ pub fn router(state: AppState) -> Router {
         // Unknown paths are the desk's too, so they get its layers (a worded 404 page).
         .fallback(|| async { StatusCode::NOT_FOUND })
         // Ordinary requests never need long.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
+        .layer(ordinary_timeout())
         .merge(live::router())
         .layer(middleware::from_fn(csrf::require_token))
         .layer(middleware::from_fn_with_state(state.clone(), errors::dress))
@@ -87,10 +84,7 @@ pub fn router(state: AppState) -> Router {
         // LINE's door stays outside the desk's layers: it has no session, no form to guard
         // and no page to dress, and at full speed those layers were a tenth of the
         // webhook's cost.
-        .merge(webhook::router().layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        )))
+        .merge(webhook::router().layer(ordinary_timeout()))
         // One info line per request, in a span carrying its request id. The span names the
         // route pattern, never the URI: paths and queries can hold tokens (the setup link).
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -102,6 +96,11 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The bound on every request that is not a live one: none needs long.
+fn ordinary_timeout() -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30))
 }
 
 fn request_span<B>(request: &Request<B>) -> tracing::Span {

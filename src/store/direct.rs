@@ -23,8 +23,8 @@ pub struct Db {
 }
 
 impl Db {
-    /// A connection of our own.
-    pub(super) fn own(connection: rusqlite::Connection) -> Self {
+    /// Wraps a connection: the writer's own, or a view of a handle sqlx lends (`direct`).
+    pub(super) fn new(connection: rusqlite::Connection) -> Self {
         Self {
             connection,
             logged: Cell::new(false),
@@ -63,7 +63,7 @@ pub async fn direct<T>(
     // statements it prepared and leaves the connection open.
     let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
         .map_err(into_sqlx)?;
-    let db = Db::own(db);
+    let db = Db::new(db);
     let out = f(&db).map_err(into_sqlx);
     drop(db);
     drop(handle);

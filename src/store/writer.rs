@@ -7,7 +7,8 @@
 //! statements handed to one writer, which takes every job that queued up while the
 //! previous commit ran, runs each inside a savepoint (a failing job is rolled back alone and
 //! gets its own error), commits once, and only then answers every job — nobody hears "done"
-//! before the data is on disk.
+//! before the data is on disk. Bulk jobs (`run_bulk`: ingest batches) that queued in the same
+//! round get a commit of their own after that one, so no ack waits for them.
 //!
 //! The writer is a thread of its own with its own SQLite connection: a batch costs one wake-up
 //! of that thread, where going through sqlx cost a round trip to the connection's thread for
@@ -68,11 +69,10 @@ impl Writer {
         Ok(Self { jobs, hook })
     }
 
-    /// Sets what runs on the writer's thread and connection after each successful commit
-    /// that appended to the event log,
-    /// once the commit's jobs have been answered (the live hub reads the events just
-    /// written, from pages still in this connection's cache). At most one; later calls are
-    /// ignored.
+    /// Sets what runs on the writer's thread and connection after each successful commit that
+    /// appended to the event log, once the commit's jobs have been answered (the live hub
+    /// reads the events just written, from pages still in this connection's cache). At most
+    /// one; later calls are ignored.
     pub fn after_commit(&self, hook: CommitHook) {
         let _ = self.hook.set(hook);
     }
@@ -144,7 +144,7 @@ fn open(file: &Path) -> anyhow::Result<Db> {
         db.pragma_update(None, pragma, value)
             .with_context(|| format!("cannot set {pragma} on the writer's connection"))?;
     }
-    Ok(Db::own(db))
+    Ok(Db::new(db))
 }
 
 fn run(db: &Db, gate: &WriteGate, mut rx: mpsc::Receiver<Job>, hook: &OnceLock<CommitHook>) {

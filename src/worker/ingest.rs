@@ -187,8 +187,8 @@ async fn apply_batch(state: &AppState, ids: &[i64]) -> anyhow::Result<Effects> {
     let ctx = Ctx {
         config: state.config.clone(),
     };
-    // The whole batch is one job of the group commit (so it shares its fsync with the
-    // webhooks acknowledged meanwhile), and its statements run in one hop.
+    // The whole batch is one bulk job of the group-commit writer: one commit for the batch,
+    // after the webhook acks that queued with it, and its statements run in one hop.
     let ids = ids.to_vec();
     state
         .store
